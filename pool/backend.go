@@ -1,0 +1,114 @@
+package pool
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+)
+
+// A Backend is one upstream server as the request path sees it: an immutable
+// URL and an atomic count of requests in flight to it. The pool's owner loop
+// hands out *Backend records; everything else about a backend (up or down, why,
+// since when, its counters) belongs to the loop and is read with Status.
+//
+// A Backend must not be copied: copies would count separately.
+type Backend struct {
+	url *url.URL
+	key string
+
+	// inflight is the only field the request hot path touches. The proxy calls
+	// Acquire after a pick and Release when the response is finished, so
+	// least-connections and the admin API see the live count without a
+	// message to the owner.
+	inflight atomic.Int64
+}
+
+func newBackend(u *url.URL) *Backend {
+	return &Backend{url: u, key: u.String()}
+}
+
+// URL returns the backend's normalised URL. It is shared: callers must not
+// modify it.
+func (b *Backend) URL() *url.URL { return b.url }
+
+// String returns the normalised URL as text, the backend's identity.
+func (b *Backend) String() string { return b.key }
+
+// Acquire counts one more request in flight to b.
+func (b *Backend) Acquire() { b.inflight.Add(1) }
+
+// Release counts one request to b as finished. Every Acquire must be paired
+// with exactly one Release.
+func (b *Backend) Release() { b.inflight.Add(-1) }
+
+// InFlight returns the number of requests in flight to b.
+func (b *Backend) InFlight() int64 { return b.inflight.Load() }
+
+// ParseURL checks that raw names a backend the proxy can send requests to and
+// returns it normalised, so that two spellings of one server compare equal:
+// the scheme and host are lower-cased, a default port (80 for http, 443 for
+// https) is dropped and so is a trailing slash. It accepts only absolute http
+// and https URLs with a host and no user info, query or fragment; a path is
+// kept and becomes a prefix of every proxied path.
+func ParseURL(raw string) (*url.URL, error) {
+	if strings.TrimSpace(raw) == "" {
+		return nil, fmt.Errorf("%w: empty", ErrInvalidURL)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		// url.Error repeats the input; the caller already knows it.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("%w %q: %v", ErrInvalidURL, raw, err)
+	}
+	bad := func(why string) (*url.URL, error) {
+		return nil, fmt.Errorf("%w %q: %s", ErrInvalidURL, raw, why)
+	}
+	scheme := strings.ToLower(u.Scheme)
+	switch {
+	case scheme != "http" && scheme != "https":
+		return bad("scheme must be http or https (write it as http://host:port)")
+	case u.Opaque != "" || u.Host == "":
+		return bad("no host")
+	case u.User != nil:
+		return bad("user info is not allowed")
+	case u.RawQuery != "" || u.ForceQuery:
+		return bad("a query is not allowed")
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		return bad("a fragment is not allowed")
+	}
+	host, port := u.Hostname(), u.Port()
+	if host == "" {
+		return bad("no host")
+	}
+	if port != "" {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 {
+			return bad("port must be between 1 and 65535")
+		}
+		if (scheme == "http" && n == 80) || (scheme == "https" && n == 443) {
+			port = ""
+		} else {
+			port = strconv.Itoa(n) // drops leading zeros
+		}
+	} else if strings.HasSuffix(u.Host, ":") {
+		return bad("empty port")
+	}
+	host = strings.ToLower(host)
+	out := &url.URL{Scheme: scheme, Host: host, Path: strings.TrimRight(u.Path, "/")}
+	if port != "" {
+		out.Host = net.JoinHostPort(host, port)
+	} else if strings.Contains(host, ":") {
+		out.Host = "[" + host + "]" // IPv6 literal without a port
+	}
+	if u.RawPath != "" {
+		out.RawPath = strings.TrimRight(u.RawPath, "/")
+	}
+	return out, nil
+}

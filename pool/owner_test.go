@@ -1,0 +1,224 @@
+package pool
+
+import (
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// newOwner returns the loop's state without the loop, so that its handling of
+// each message can be driven step by step from the test goroutine.
+func newOwner(t *testing.T, cfg Config, urls ...string) *owner {
+	t.Helper()
+	p, err := New(cfg, urls...)
+	require.NoError(t, err)
+	o := &owner{cfg: p.cfg, sel: p.sel, log: discard()}
+	for _, u := range p.initial {
+		o.members = append(o.members, &member{b: newBackend(u), state: StateUp})
+	}
+	return o
+}
+
+func (o *owner) pickKey(t *testing.T) string {
+	t.Helper()
+	r := o.pick(nil)
+	require.NoError(t, r.err)
+	return r.val.key
+}
+
+func (o *owner) addURL(t *testing.T, raw string) *Backend {
+	t.Helper()
+	u, err := ParseURL(raw)
+	require.NoError(t, err)
+	reply := make(chan result[added], 1)
+	o.handle(addMsg{u: u, reply: reply})
+	r := <-reply
+	require.NoError(t, r.err)
+	return r.val.b
+}
+
+func (o *owner) removeURL(raw string) (BackendStatus, error) {
+	u, err := ParseURL(raw)
+	if err != nil {
+		return BackendStatus{}, err
+	}
+	reply := make(chan result[BackendStatus], 1)
+	o.handle(removeMsg{u: u, reply: reply})
+	r := <-reply
+	return r.val, r.err
+}
+
+// The rotation must not skip or repeat a backend more than an add or remove
+// itself requires.
+func TestRoundRobinRotationAcrossAddAndRemove(t *testing.T) {
+	o := newOwner(t, Config{}, "http://a", "http://b", "http://c", "http://d")
+	assert.Equal(t, "http://a", o.pickKey(t))
+	assert.Equal(t, "http://b", o.pickKey(t))
+
+	// Removing one already served this turn does not shift the rotation.
+	_, err := o.removeURL("http://a")
+	require.NoError(t, err)
+	assert.Equal(t, "http://c", o.pickKey(t))
+
+	// Removing the next one in line hands its turn to its successor.
+	_, err = o.removeURL("http://d")
+	require.NoError(t, err)
+	assert.Equal(t, "http://b", o.pickKey(t))
+
+	// An added backend joins at the end of the rotation once up.
+	e := o.addURL(t, "http://e")
+	o.handle(markMsg{b: e, up: true, reason: "test"})
+	assert.Equal(t, "http://c", o.pickKey(t))
+	assert.Equal(t, "http://e", o.pickKey(t))
+	assert.Equal(t, "http://b", o.pickKey(t))
+
+	// Removing the last member while the cursor points past it wraps cleanly.
+	_, err = o.removeURL("http://e")
+	require.NoError(t, err)
+	assert.Equal(t, "http://c", o.pickKey(t))
+	assert.Equal(t, "http://b", o.pickKey(t))
+}
+
+func TestThresholds(t *testing.T) {
+	o := newOwner(t, Config{HealthyThreshold: 2, UnhealthyThreshold: 3}, "http://a")
+	m := o.members[0]
+	probe := func(ok bool) State {
+		o.handle(probeMsg{b: m.b, ok: ok, reason: "probe"})
+		return m.state
+	}
+	assert.Equal(t, StateUp, probe(false))
+	assert.Equal(t, StateUp, probe(false))
+	assert.Equal(t, StateUp, probe(true), "a pass breaks the failing streak")
+	assert.Equal(t, StateUp, probe(false))
+	assert.Equal(t, StateUp, probe(false))
+	assert.Equal(t, StateDown, probe(false), "third failure in a row")
+	assert.Equal(t, StateDown, probe(true))
+	assert.Equal(t, StateDown, probe(false))
+	assert.Equal(t, StateDown, probe(true))
+	assert.Equal(t, StateUp, probe(true), "second pass in a row")
+
+	// A connection failure takes the backend down at once, whatever the threshold.
+	o.handle(markMsg{b: m.b, up: false, reason: "connection refused"})
+	assert.Equal(t, StateDown, m.state)
+	assert.Equal(t, "connection refused", m.reason)
+	assert.Equal(t, uint64(7), m.failures, "six failed probes and one connection failure")
+}
+
+func TestRemoveDrainsUntilIdle(t *testing.T) {
+	o := newOwner(t, Config{}, "http://a", "http://b")
+	a := o.members[0].b
+	a.Acquire()
+
+	st, err := o.removeURL("HTTP://A:80/")
+	require.NoError(t, err)
+	assert.Equal(t, StateDraining, st.State)
+	assert.Equal(t, int64(1), st.InFlight)
+
+	for range 3 {
+		assert.Equal(t, "http://b", o.pickKey(t), "a draining backend is out of rotation")
+	}
+	s := o.status()
+	assert.Equal(t, 1, s.Members)
+	assert.Equal(t, 1, s.Draining)
+	require.Len(t, s.Backends, 2)
+	assert.Equal(t, StateDraining, s.Backends[1].State)
+
+	_, err = o.removeURL("http://a")
+	assert.ErrorIs(t, err, ErrNotFound, "a draining backend is already removed")
+
+	a.Release()
+	s = o.status()
+	assert.Equal(t, 0, s.Draining)
+	assert.Len(t, s.Backends, 1)
+
+	// Nothing in flight: gone at once.
+	st, err = o.removeURL("http://b")
+	require.NoError(t, err)
+	assert.Equal(t, StateRemoved, st.State)
+	assert.Empty(t, o.status().Backends)
+	assert.ErrorIs(t, o.pick(nil).err, ErrNoBackend)
+}
+
+func TestAddingADrainingBackendRevivesIt(t *testing.T) {
+	o := newOwner(t, Config{}, "http://a")
+	a := o.members[0].b
+	a.Acquire()
+	_, err := o.removeURL("http://a")
+	require.NoError(t, err)
+	again := o.addURL(t, "http://a")
+	assert.Same(t, a, again, "the in-flight request still counts against the same record")
+	s := o.status()
+	assert.Equal(t, 1, s.Members)
+	assert.Equal(t, 0, s.Draining)
+	assert.Equal(t, StateDown, s.Backends[0].State, "back in rotation only after a health check")
+	a.Release()
+}
+
+func TestAddRejectsDuplicatesAfterNormalising(t *testing.T) {
+	o := newOwner(t, Config{}, "http://a:8080")
+	u, err := ParseURL("HTTP://A:8080/")
+	require.NoError(t, err)
+	reply := make(chan result[added], 1)
+	o.handle(addMsg{u: u, reply: reply})
+	assert.ErrorIs(t, (<-reply).err, ErrExists)
+	assert.Len(t, o.members, 1)
+}
+
+func TestReportsAboutRemovedBackendsAreIgnored(t *testing.T) {
+	o := newOwner(t, Config{}, "http://a")
+	a := o.members[0].b
+	_, err := o.removeURL("http://a")
+	require.NoError(t, err)
+	again := o.addURL(t, "http://a")
+	require.NotSame(t, a, again)
+	o.handle(markMsg{b: a, up: true, reason: "stale"})
+	o.handle(probeMsg{b: a, ok: true, reason: "stale"})
+	assert.Equal(t, StateDown, o.members[0].state)
+}
+
+func TestNewReportsEveryProblem(t *testing.T) {
+	_, err := New(Config{}, "localhost:8082", "http://a", "http://A/", "ftp://x")
+	require.Error(t, err)
+	assert.ErrorIs(t, err, ErrInvalidURL)
+	assert.ErrorIs(t, err, ErrExists)
+	assert.Contains(t, err.Error(), "localhost:8082")
+	assert.Contains(t, err.Error(), "ftp://x")
+
+	_, err = New(Config{Strategy: "fastest"})
+	assert.ErrorIs(t, err, ErrUnknownStrategy)
+}
+
+func TestParseURL(t *testing.T) {
+	good := map[string]string{
+		"http://localhost:8082":      "http://localhost:8082",
+		"HTTP://LocalHost:8082/":     "http://localhost:8082",
+		"http://example.com:80":      "http://example.com",
+		"https://example.com:443/":   "https://example.com",
+		"https://example.com:8443":   "https://example.com:8443",
+		"http://10.0.0.1:08082":      "http://10.0.0.1:8082",
+		"http://[::1]:8082/":         "http://[::1]:8082",
+		"http://[::1]:80":            "http://[::1]",
+		"http://example.com/api/v1/": "http://example.com/api/v1",
+	}
+	for in, want := range good {
+		u, err := ParseURL(in)
+		if assert.NoError(t, err, in) {
+			assert.Equal(t, want, u.String(), in)
+		}
+	}
+	bad := []string{
+		"", " ", "localhost:8082", "ftp://example.com", "//example.com", "http://",
+		"http://user:pw@example.com", "http://example.com/?a=1", "http://example.com/?",
+		"http://example.com/#top", "http://example.com:0", "http://example.com:99999",
+		"http://example.com:", "mailto:someone@example.com", "http://exa mple.com", "/just/a/path",
+	}
+	for _, in := range bad {
+		_, err := ParseURL(in)
+		assert.ErrorIs(t, err, ErrInvalidURL, "%q", in)
+	}
+}
