@@ -1,0 +1,301 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/switchyard-proxy/switchyard/actor"
+	"github.com/switchyard-proxy/switchyard/pool"
+)
+
+// Pool is what the proxy needs from the backend pool.
+type Pool interface {
+	// Pick returns a backend that is up and not in skip.
+	Pick(ctx context.Context, skip []*pool.Backend) (*pool.Backend, error)
+	// MarkDown takes a backend out of rotation at once.
+	MarkDown(ctx context.Context, b *pool.Backend, reason string) error
+}
+
+// Config tunes the proxy. The zero value of each field picks the default
+// given beside it.
+type Config struct {
+	// RequestTimeout bounds how long a request waits for a backend's response
+	// headers, across all its attempts. It does not cut a response that has
+	// started (a long download, a stream) or an upgraded connection. Zero
+	// means 30s, the original program's fixed deadline.
+	RequestTimeout time.Duration
+	// RetryAfter is announced to clients in the Retry-After header of a 503
+	// sent when no backend is up. Zero means 1s.
+	RetryAfter time.Duration
+	// TrustedProxies are the peers whose X-Forwarded-For, X-Forwarded-Host and
+	// X-Forwarded-Proto are kept (and appended to). From anyone else they are
+	// replaced: a client must not choose the address a backend sees.
+	TrustedProxies []netip.Prefix
+	// MaxAttempts is how many backends one request may try. Zero means 3.
+	MaxAttempts int
+	// DialTimeout bounds connecting to a backend. Zero means 3s.
+	DialTimeout time.Duration
+	// IdleConnTimeout closes a backend connection idle this long. It should
+	// be below the backends' own keep-alive timeout, so that the proxy, not
+	// the backend, closes idle connections and never reuses one being closed.
+	// Zero means 30s.
+	IdleConnTimeout time.Duration
+	// MaxIdleConnsPerHost is how many idle connections are kept per backend:
+	// about the expected concurrency. Zero means 256. (The standard default,
+	// 2, makes a busy proxy open a new connection for most requests.)
+	MaxIdleConnsPerHost int
+	// MaxResponseHeaderBytes caps a backend's response headers; more is a
+	// 502. Zero means 64 KiB.
+	MaxResponseHeaderBytes int64
+	// Logger receives errors at Warn and clients that went away at Debug.
+	// Nil means no logging.
+	Logger *slog.Logger
+}
+
+// errTimeout is the cause given to a request's context when RequestTimeout
+// passes before a backend has answered.
+var errTimeout = errors.New("proxy: no response from a backend within the request timeout")
+
+// Proxy is the proxy's http.Handler.
+type Proxy struct {
+	rp        *httputil.ReverseProxy
+	transport *http.Transport
+	pool      Pool
+	cfg       Config
+	log       *slog.Logger
+	handlers  tracker
+}
+
+// New returns a Proxy that sends requests to backends chosen by p.
+func New(p Pool, cfg Config) *Proxy {
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 30 * time.Second
+	}
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = time.Second
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 3
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = 3 * time.Second
+	}
+	if cfg.IdleConnTimeout <= 0 {
+		cfg.IdleConnTimeout = 30 * time.Second
+	}
+	if cfg.MaxIdleConnsPerHost <= 0 {
+		cfg.MaxIdleConnsPerHost = 256
+	}
+	if cfg.MaxResponseHeaderBytes <= 0 {
+		cfg.MaxResponseHeaderBytes = 64 << 10
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	transport := &http.Transport{
+		// Backends are reached directly, never through HTTP_PROXY.
+		Proxy:                  nil,
+		DialContext:            (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:    cfg.DialTimeout,
+		MaxIdleConnsPerHost:    cfg.MaxIdleConnsPerHost,
+		IdleConnTimeout:        cfg.IdleConnTimeout,
+		MaxResponseHeaderBytes: cfg.MaxResponseHeaderBytes,
+		ExpectContinueTimeout:  time.Second,
+		// A proxy passes bodies through as they are. With compression on, the
+		// Transport would ask for gzip on the client's behalf and unpack it
+		// again, spending CPU to change nothing.
+		DisableCompression: true,
+	}
+	px := &Proxy{transport: transport, pool: p, cfg: cfg, log: log}
+	px.rp = &httputil.ReverseProxy{
+		Rewrite:      px.rewrite,
+		Transport:    &retrier{proxy: px},
+		BufferPool:   newBufferPool(),
+		ErrorHandler: px.handleError,
+		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	return px
+}
+
+// requestState is one request's bookkeeping, shared between ServeHTTP and the
+// retrier through the request's context.
+type requestState struct {
+	// client is the inbound request's context: when it is done the client
+	// has gone away, as opposed to the request timing out.
+	client context.Context
+	// timer cancels the request with errTimeout unless a response arrives.
+	timer *time.Timer
+	// tried are the backends attempted so far; buf saves an allocation.
+	tried []*pool.Backend
+	buf   [3]*pool.Backend
+	// serving is the backend whose response is being sent to the client. It
+	// holds an in-flight count until ServeHTTP returns.
+	serving *pool.Backend
+}
+
+type stateKey struct{}
+
+// ServeHTTP proxies one request. The backend that answers is counted in
+// flight until the response has been sent, or the upgraded connection has
+// closed, whichever way ServeHTTP ends: normally, by the client going away,
+// or by a panic (ReverseProxy aborts a broken response with one).
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.handlers.add()
+	defer p.handlers.done()
+
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	st := &requestState{client: r.Context()}
+	st.tried = st.buf[:0]
+	st.timer = time.AfterFunc(p.cfg.RequestTimeout, func() { cancel(errTimeout) })
+	defer st.timer.Stop()
+	defer func() {
+		if st.serving != nil {
+			st.serving.Release()
+		}
+	}()
+	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, stateKey{}, st)))
+}
+
+// Wait blocks until every ServeHTTP call has returned. http.Server.Shutdown
+// does not wait for upgraded connections; whoever shuts the server down ends
+// them by cancelling the server's base context, then calls Wait.
+func (p *Proxy) Wait() { p.handlers.wait() }
+
+// CloseIdleConnections closes the idle connections to backends.
+func (p *Proxy) CloseIdleConnections() { p.transport.CloseIdleConnections() }
+
+// rewrite sets the forwarding headers. The backend's address is set per
+// attempt by the retrier. The Host header is the client's, untouched: the
+// backend sees the name the client asked for, as with HAProxy and Caddy.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	// The server fills in the values of the client's trailers when the body
+	// has been read to its end, in the inbound request's map. The outbound
+	// request was cloned before that, with a copy of the map whose values
+	// would stay empty: share the map so that the trailers are forwarded.
+	if pr.In.Trailer != nil {
+		pr.Out.Trailer = pr.In.Trailer
+	}
+	// ReverseProxy has already removed the client's X-Forwarded-* headers. A
+	// trusted proxy in front of this one gets its values kept.
+	trusted := p.trusted(pr.In.RemoteAddr)
+	if trusted {
+		pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
+	}
+	pr.SetXForwarded()
+	if trusted {
+		for _, h := range []string{"X-Forwarded-Host", "X-Forwarded-Proto"} {
+			if v := pr.In.Header.Get(h); v != "" {
+				pr.Out.Header.Set(h, v)
+			}
+		}
+	}
+}
+
+func (p *Proxy) trusted(remoteAddr string) bool {
+	if len(p.cfg.TrustedProxies) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	for _, pfx := range p.cfg.TrustedProxies {
+		if pfx.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// handleError is the one place where a failed request gets its status:
+// 503 when no backend is up, 504 when the request timed out, 502 for anything
+// else a backend did wrong. The client never sees the error's text.
+func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
+	st, _ := r.Context().Value(stateKey{}).(*requestState)
+	attrs := []any{"method", r.Method, "path", r.URL.Path, "error", err}
+	if st != nil {
+		attrs = append(attrs, "attempts", len(st.tried))
+		if len(st.tried) > 0 {
+			attrs = append(attrs, "backend", st.tried[len(st.tried)-1].String())
+		}
+		if st.client.Err() != nil {
+			// The client went away: there is nobody to answer, and the backend
+			// is not to blame. 499 is nginx's name for this.
+			p.log.Debug("client went away", append(attrs, "status", 499)...)
+			return
+		}
+	}
+	code := http.StatusBadGateway
+	switch {
+	case errors.Is(context.Cause(r.Context()), errTimeout):
+		code = http.StatusGatewayTimeout
+	case errors.Is(err, pool.ErrNoBackend), errors.Is(err, actor.ErrStopped):
+		code = http.StatusServiceUnavailable
+		secs := int((p.cfg.RetryAfter + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+	}
+	p.log.Warn("proxy error", append(attrs, "status", code)...)
+	http.Error(w, http.StatusText(code), code)
+}
+
+// tracker counts running handlers. A sync.WaitGroup would not do: requests on
+// kept-alive connections may still start while Wait is waiting, and a
+// WaitGroup forbids Add from zero during a Wait.
+type tracker struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n drops to zero; nil when nobody waits
+}
+
+func (t *tracker) add() {
+	t.mu.Lock()
+	t.n++
+	t.mu.Unlock()
+}
+
+func (t *tracker) done() {
+	t.mu.Lock()
+	t.n--
+	if t.n == 0 && t.idle != nil {
+		close(t.idle)
+		t.idle = nil
+	}
+	t.mu.Unlock()
+}
+
+func (t *tracker) wait() {
+	t.mu.Lock()
+	if t.n == 0 {
+		t.mu.Unlock()
+		return
+	}
+	if t.idle == nil {
+		t.idle = make(chan struct{})
+	}
+	idle := t.idle
+	t.mu.Unlock()
+	<-idle
+}
+
+// bufferPool lends ReverseProxy its body-copy buffers, so that each response
+// does not allocate 32 KiB of its own.
+type bufferPool struct{ p sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+}
+
+func (b *bufferPool) Get() []byte  { return *b.p.Get().(*[]byte) }
+func (b *bufferPool) Put(s []byte) { b.p.Put(&s) }
