@@ -28,6 +28,8 @@ type fixture struct {
 	proxy  *proxy.Proxy
 	front  *httptest.Server
 	client *http.Client
+	// frontConns counts the client connections the proxy accepted.
+	frontConns atomic.Int64
 }
 
 func newFixture(t *testing.T, cfg proxy.Config, backends ...string) *fixture {
@@ -42,16 +44,25 @@ func newFixture(t *testing.T, cfg proxy.Config, backends ...string) *fixture {
 		assert.NoError(t, <-done)
 	})
 
-	px := proxy.New(p, cfg)
-	front := httptest.NewServer(px)
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	f := &fixture{
+		pool:   p,
+		proxy:  proxy.New(p, cfg),
+		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
+	}
+	f.front = httptest.NewUnstartedServer(f.proxy)
+	f.front.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		if state == http.StateNew {
+			f.frontConns.Add(1)
+		}
+	}
+	f.front.Start()
 	t.Cleanup(func() {
-		client.CloseIdleConnections()
-		front.Close()
-		px.Wait()
-		px.CloseIdleConnections()
+		f.client.CloseIdleConnections()
+		f.front.Close()
+		f.proxy.Wait()
+		f.proxy.CloseIdleConnections()
 	})
-	return &fixture{pool: p, proxy: px, front: front, client: client}
+	return f
 }
 
 // get sends a GET through the proxy and returns the status and body.
