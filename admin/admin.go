@@ -1,0 +1,326 @@
+// Package admin is the operators' HTTP API: the pool's status, adding and
+// removing backends at runtime, and a health endpoint for whatever sits in
+// front of the proxy.
+//
+// Every route answers JSON, errors included ({"error": "..."}). Input is
+// checked strictly and a request that is refused changes nothing.
+//
+// Goroutines: the package starts none. Handler runs in the goroutines of the
+// http.Server that serves it, which belongs to cmd/proxy; every call it makes
+// to the pool is bounded by a timeout and by the request's context.
+package admin
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/switchyard-proxy/switchyard/actor"
+	"github.com/switchyard-proxy/switchyard/pool"
+)
+
+// maxBody bounds a request body: a backend URL needs a few hundred bytes.
+const maxBody = 64 << 10
+
+// callTimeout bounds each call to the pool. The owner loop answers in
+// microseconds, so a call that waits this long finds it wedged or flooded,
+// and the operator is better served by a 503 than by a hung curl.
+const callTimeout = 5 * time.Second
+
+// Pool is what the admin API needs from the pool. *pool.Pool satisfies it.
+type Pool interface {
+	Add(ctx context.Context, raw string) (*pool.Backend, pool.BackendStatus, error)
+	Remove(ctx context.Context, raw string) (pool.BackendStatus, error)
+	Status(ctx context.Context) (pool.Status, error)
+}
+
+// A Prober checks one backend now and reports the result to the pool.
+// *health.Checker satisfies it.
+type Prober interface {
+	Probe(ctx context.Context, b *pool.Backend) (bool, error)
+}
+
+// Config says how the admin API behaves.
+type Config struct {
+	// Token, when set, must come with every request as
+	// "Authorization: Bearer <token>"; a request without it gets 401.
+	// Empty means no authentication, which cmd/proxy allows only on a
+	// loopback address.
+	Token string
+	// Prober checks a backend as soon as POST /backends has added it, so that
+	// a healthy one enters rotation at once rather than at the next round of
+	// checks. Nil means no probe: the backend waits for the next round.
+	Prober Prober
+	// ShuttingDown is closed when the proxy begins to shut down; from then on
+	// GET /healthz answers 503, so that a load balancer in front stops
+	// sending before the listeners close. Nil means never.
+	ShuttingDown <-chan struct{}
+	// Logger receives each change to the pool made through the API at Info,
+	// with the client's address. Nil means no logging.
+	Logger *slog.Logger
+}
+
+// A Handler serves the admin API. It is safe for concurrent use.
+type Handler struct {
+	pool         Pool
+	prober       Prober
+	shuttingDown <-chan struct{}
+	log          *slog.Logger
+	// tokenHash is the SHA-256 of Config.Token, nil when there is none.
+	// Comparing hashes keeps the comparison constant-time in the token's
+	// length too: subtle.ConstantTimeCompare returns at once on a length
+	// mismatch.
+	tokenHash []byte
+}
+
+// New returns the admin API over p.
+func New(p Pool, cfg Config) *Handler {
+	if p == nil {
+		panic("admin: nil Pool")
+	}
+	h := &Handler{
+		pool:         p,
+		prober:       cfg.Prober,
+		shuttingDown: cfg.ShuttingDown,
+		log:          cfg.Logger,
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Token != "" {
+		sum := sha256.Sum256([]byte(cfg.Token))
+		h.tokenHash = sum[:]
+	}
+	return h
+}
+
+// ServeHTTP routes by exact path. A ServeMux is not used because it answers
+// unknown paths and wrong methods in plain text and redirects unclean paths;
+// the API answers JSON, and only 2xx or 4xx for anything a client sends.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.authorized(r) {
+		// RFC 6750, section 3: a 401 names the scheme the client should use.
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+		h.log.Info("admin: unauthorized request", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+		return
+	}
+	switch r.URL.Path {
+	case "/status":
+		if allow(w, r, http.MethodGet, http.MethodHead) {
+			h.status(w, r)
+		}
+	case "/backends":
+		if allow(w, r, http.MethodPost, http.MethodDelete) {
+			if r.Method == http.MethodPost {
+				h.add(w, r)
+			} else {
+				h.remove(w, r)
+			}
+		}
+	case "/healthz":
+		if allow(w, r, http.MethodGet, http.MethodHead) {
+			h.healthz(w)
+		}
+	default:
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s; the routes are /status, /backends and /healthz", r.URL.Path))
+	}
+}
+
+func (h *Handler) authorized(r *http.Request) bool {
+	if h.tokenHash == nil {
+		return true
+	}
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	// RFC 9110, section 11.1: the scheme is case-insensitive.
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	sum := sha256.Sum256([]byte(token))
+	return subtle.ConstantTimeCompare(sum[:], h.tokenHash) == 1
+}
+
+// allow reports whether r's method is among methods, and answers 405 with an
+// Allow header if it is not.
+func allow(w http.ResponseWriter, r *http.Request, methods ...string) bool {
+	for _, m := range methods {
+		if r.Method == m {
+			return true
+		}
+	}
+	list := strings.Join(methods, ", ")
+	w.Header().Set("Allow", list)
+	writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s; use %s", r.Method, r.URL.Path, list))
+	return false
+}
+
+func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), callTimeout)
+	defer cancel()
+	st, err := h.pool.Status(ctx)
+	if err != nil {
+		h.poolError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, newStatusResponse(st))
+}
+
+func (h *Handler) add(w http.ResponseWriter, r *http.Request) {
+	raw, ok := readURL(w, r)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), callTimeout)
+	defer cancel()
+	b, st, err := h.pool.Add(ctx, raw)
+	if err != nil {
+		h.poolError(w, r, err)
+		return
+	}
+	h.log.Info("admin: backend added", "backend", st.URL, "remote", r.RemoteAddr)
+
+	if h.prober != nil {
+		// The prober bounds its own probe; the admin adds no deadline of
+		// its own, so that a longer configured health timeout is honoured.
+		if _, err := h.prober.Probe(r.Context(), b); err != nil {
+			// The backend has been added all the same; the next round of
+			// checks will bring it in.
+			h.log.Warn("admin: probe of new backend not delivered", "backend", st.URL, "err", err)
+		}
+		// The probe's report went into the pool's mailbox before this call,
+		// from this goroutine, so the status seen here includes it.
+		statusCtx, cancel := context.WithTimeout(r.Context(), callTimeout)
+		defer cancel()
+		all, err := h.pool.Status(statusCtx)
+		if err != nil {
+			h.poolError(w, r, err)
+			return
+		}
+		for _, s := range all.Backends {
+			if s.URL == st.URL {
+				st = s
+				break
+			}
+		}
+		// Not found means another request removed it meanwhile: answer
+		// with the status it was added with, which is what this one did.
+	}
+	writeJSON(w, http.StatusCreated, newBackendStatus(st))
+}
+
+func (h *Handler) remove(w http.ResponseWriter, r *http.Request) {
+	raw, ok := readURL(w, r)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), callTimeout)
+	defer cancel()
+	st, err := h.pool.Remove(ctx, raw)
+	if err != nil {
+		h.poolError(w, r, err)
+		return
+	}
+	h.log.Info("admin: backend removed", "backend", st.URL, "state", string(st.State),
+		"in_flight", st.InFlight, "remote", r.RemoteAddr)
+	writeJSON(w, http.StatusOK, newBackendStatus(st))
+}
+
+func (h *Handler) healthz(w http.ResponseWriter) {
+	select {
+	case <-h.shuttingDown:
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting down"})
+	default:
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	}
+}
+
+// backendRequest is the body of POST and DELETE /backends.
+type backendRequest struct {
+	URL string `json:"url"`
+}
+
+// readURL decodes the body of a /backends request and returns its url. On
+// bad input it answers 400 or 413 itself and returns false. The body's
+// Content-Type is not checked: the original README's curl lines send
+// application/json, but other clients need not.
+func readURL(w http.ResponseWriter, r *http.Request) (string, bool) {
+	body := http.MaxBytesReader(w, r.Body, maxBody)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	var req backendRequest
+	err := dec.Decode(&req)
+	if err == nil {
+		// Anything after the value, even a second object, is refused: a
+		// body is one request, and nothing is half-applied.
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = terr
+			if err == nil {
+				err = errors.New("unexpected data after the JSON object")
+			}
+		}
+	}
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", tooBig.Limit))
+		return "", false
+	case errors.Is(err, io.EOF):
+		writeError(w, http.StatusBadRequest, `empty body; send {"url": "http://host:port"}`)
+		return "", false
+	case err != nil:
+		writeError(w, http.StatusBadRequest, "invalid request body: "+err.Error())
+		return "", false
+	case req.URL == "":
+		writeError(w, http.StatusBadRequest, `missing url; send {"url": "http://host:port"}`)
+		return "", false
+	}
+	return req.URL, true
+}
+
+// poolError answers for an error from the pool. Input errors say what was
+// wrong; anything else gets a fixed message, never the internal error text.
+func (h *Handler) poolError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, pool.ErrInvalidURL):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, pool.ErrExists):
+		writeError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, pool.ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, actor.ErrStopped):
+		writeError(w, http.StatusServiceUnavailable, "the backend pool is not running")
+	case r.Context().Err() != nil:
+		// The client has gone; nobody will read the answer, and the error
+		// is theirs, not the proxy's.
+		writeError(w, http.StatusServiceUnavailable, "request cancelled")
+	case errors.Is(err, context.DeadlineExceeded):
+		h.log.Warn("admin: the pool did not answer in time", "method", r.Method, "path", r.URL.Path)
+		writeError(w, http.StatusServiceUnavailable, "the backend pool did not answer in time")
+	default:
+		h.log.Error("admin: unexpected pool error", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInternalServerError, "internal error")
+	}
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	// Indented, because the usual client is an operator with curl.
+	enc.SetIndent("", "  ")
+	// An error here means the client has gone; there is no one to tell.
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,83 @@
+package admin_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchyard-proxy/switchyard/admin"
+	"github.com/switchyard-proxy/switchyard/pool"
+)
+
+// passingProber reports every probe as a pass without any network, so that
+// the fuzzer's URLs are never dialled.
+type passingProber struct{ p *pool.Pool }
+
+func (f passingProber) Probe(ctx context.Context, b *pool.Backend) (bool, error) {
+	return true, f.p.ReportProbe(ctx, b, true, "fuzz")
+}
+
+// FuzzAdminHandlers sends one request of any method, path, Authorization
+// header and body to the handlers over a live pool that holds an up backend
+// and a draining one. The handler is called directly, not through a server,
+// so that a panic fails the test instead of being recovered. It must answer
+// 2xx or 4xx in JSON, change nothing when it refuses, and leave the pool
+// consistent.
+func FuzzAdminHandlers(f *testing.F) {
+	f.Add("GET", "/status", "Bearer secret", []byte(nil))
+	f.Add("POST", "/backends", "Bearer secret", []byte(`{"url": "http://localhost:8085"}`))
+	f.Add("POST", "/backends", "Bearer secret", []byte(`{"url": "http://draining.test"}`))
+	f.Add("DELETE", "/backends", "Bearer secret", []byte(`{"url": "HTTP://A.test:80/"}`))
+	f.Add("DELETE", "/backends", "bearer secret", []byte(`{"url": "http://draining.test"}`))
+	f.Add("POST", "/backends", "Bearer secret", []byte(`{"url": "http://x.test"} {}`))
+	f.Add("PUT", "/status", "", []byte(`{"url": 1}`))
+	f.Add("GET", "/healthz", "Bearer wrong", []byte(nil))
+	f.Fuzz(func(t *testing.T, method, path, auth string, body []byte) {
+		p := startPool(t, "http://a.test", "http://draining.test")
+		ctx := context.Background()
+		bs, err := p.Backends(ctx)
+		require.NoError(t, err)
+		bs[1].Acquire()
+		t.Cleanup(bs[1].Release)
+		_, err = p.Remove(ctx, "http://draining.test")
+		require.NoError(t, err)
+		h := admin.New(p, admin.Config{Token: "secret", Prober: passingProber{p}})
+
+		req, err := http.NewRequest(method, "http://admin.test"+path, strings.NewReader(string(body)))
+		if err != nil {
+			return // not a request a client could send
+		}
+		req.Header.Set("Authorization", auth)
+		before, err := p.Status(ctx)
+		require.NoError(t, err)
+
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+
+		class := rec.Code / 100
+		assert.True(t, class == 2 || class == 4, "status %d", rec.Code)
+		assert.Equal(t, "application/json", rec.Header().Get("Content-Type"))
+		assert.True(t, json.Valid(rec.Body.Bytes()), "body %q", rec.Body)
+
+		after, err := p.Status(ctx)
+		require.NoError(t, err)
+		assertConsistent(t, after)
+		if class != 2 {
+			assert.Equal(t, states(before), states(after), "a refused request changed the pool")
+		}
+	})
+}
+
+func states(st pool.Status) map[string]pool.State {
+	out := map[string]pool.State{}
+	for _, b := range st.Backends {
+		out[b.URL] = b.State
+	}
+	return out
+}

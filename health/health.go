@@ -1,0 +1,269 @@
+// Package health runs active health checks against the pool's backends and
+// reports each result to the pool's owner loop, which applies the thresholds
+// and changes a backend's state.
+//
+// A probe is an HTTP GET on a new connection; a 2xx or 3xx answer within the
+// timeout is a pass, anything else a failure.
+//
+// Goroutines: Checker.Run is a loop the caller runs (cmd/proxy does, in its
+// errgroup). Each round of it starts one goroutine per backend to probe and
+// waits for all of them before the round returns, so no goroutine of this
+// package outlives a round, and rounds never overlap. Cancelling Run's context
+// cuts the probes short and ends the loop. Checker.Probe runs in its caller's
+// goroutine.
+package health
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/switchyard-proxy/switchyard/pool"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultTimeout   = 2 * time.Second
+	DefaultPath      = "/"
+	DefaultUserAgent = "switchyard-health-check/1.0"
+)
+
+// maxDrain bounds how much of a response body a probe reads. A health page is
+// small; a backend that answers the check with a large body should not cost
+// more than a check is worth.
+const maxDrain = 64 << 10
+
+// Pool is what the checker needs from the pool. *pool.Pool satisfies it.
+type Pool interface {
+	Backends(ctx context.Context) ([]*pool.Backend, error)
+	ReportProbe(ctx context.Context, b *pool.Backend, ok bool, reason string) error
+}
+
+// Config says how often and how to check.
+type Config struct {
+	// Interval is the time between the starts of two rounds. It must be
+	// positive. A round that takes longer delays the next one.
+	Interval time.Duration
+	// Timeout bounds each probe, from dialling to the end of the response.
+	// Zero means DefaultTimeout. It must be less than Interval, so that a round of
+	// probes that time out still ends before the next one is due.
+	Timeout time.Duration
+	// Path is requested on every backend, after the backend URL's own path.
+	// It must begin with "/" and may carry a query. Zero means "/".
+	Path string
+	// UserAgent is sent with every probe, so that backends can leave checks
+	// out of their access logs. Zero means DefaultUserAgent.
+	UserAgent string
+	// Logger receives failed checks at Debug: the pool logs the state changes
+	// they cause at Info. Nil means no logging.
+	Logger *slog.Logger
+}
+
+// A Checker probes the pool's backends. Its methods are safe for concurrent
+// use: the admin API calls Probe while Run is running.
+type Checker struct {
+	pool      Pool
+	interval  time.Duration
+	timeout   time.Duration
+	path      *url.URL // only Path and RawQuery are set
+	userAgent string
+	log       *slog.Logger
+
+	transport *http.Transport
+	client    *http.Client
+
+	// probeFn does one check of b within ctx and says why it passed or failed.
+	// It is httpProbe except in tests that run in a synctest bubble, where a
+	// real socket would not block durably and fake time could not advance.
+	probeFn func(ctx context.Context, b *pool.Backend) (ok bool, reason string)
+}
+
+// New returns a checker for p. It reports every problem with cfg at once.
+func New(p Pool, cfg Config) (*Checker, error) {
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Path == "" {
+		cfg.Path = DefaultPath
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = DefaultUserAgent
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+
+	var errs []error
+	if p == nil {
+		errs = append(errs, errors.New("health: Pool is nil"))
+	}
+	switch {
+	case cfg.Interval <= 0:
+		errs = append(errs, fmt.Errorf("health: Interval must be positive, got %v", cfg.Interval))
+	case cfg.Timeout < 0:
+		errs = append(errs, fmt.Errorf("health: Timeout must not be negative, got %v", cfg.Timeout))
+	case cfg.Timeout >= cfg.Interval:
+		errs = append(errs, fmt.Errorf("health: Timeout (%v) must be less than Interval (%v)", cfg.Timeout, cfg.Interval))
+	}
+	path, err := url.Parse(cfg.Path)
+	if err != nil || path.Scheme != "" || path.Host != "" || path.Fragment != "" ||
+		!strings.HasPrefix(path.Path, "/") {
+		errs = append(errs, fmt.Errorf("health: Path must be an absolute path such as /healthz, got %q", cfg.Path))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+
+	tr := &http.Transport{
+		// Proxy is left nil: a check goes straight to the backend, whatever
+		// HTTP_PROXY says, or it would be checking the proxy.
+		DialContext: (&net.Dialer{Timeout: cfg.Timeout}).DialContext,
+		// A check must show that a new connection can be made now, as
+		// HAProxy's do: a connection kept alive from the last round would
+		// hide a backend that has stopped accepting.
+		DisableKeepAlives:      true,
+		TLSHandshakeTimeout:    cfg.Timeout,
+		MaxResponseHeaderBytes: 64 << 10,
+	}
+	c := &Checker{
+		pool:      p,
+		interval:  cfg.Interval,
+		timeout:   cfg.Timeout,
+		path:      &url.URL{Path: path.Path, RawPath: path.RawPath, RawQuery: path.RawQuery},
+		userAgent: cfg.UserAgent,
+		log:       cfg.Logger,
+		transport: tr,
+		client: &http.Client{
+			Transport: tr,
+			// A redirect is an answer: the backend is serving. Following it
+			// would check some other server, perhaps not one of ours.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+	c.probeFn = c.httpProbe
+	return c, nil
+}
+
+// Run checks every backend at once, then again every Interval, until ctx ends;
+// then it returns nil. Rounds run one after another: one that outlasts the
+// interval delays the next rather than overlapping it, so a backend is never
+// probed twice at the same time by Run.
+//
+// Run returns an error only if the pool stops answering while ctx is still
+// live, since a checker without a pool has nothing left to do.
+func (c *Checker) Run(ctx context.Context) error {
+	// Keep-alives are off, so there should be nothing idle to close; this
+	// makes sure of it for whatever the transport keeps.
+	defer c.transport.CloseIdleConnections()
+
+	// A Ticker, not a sleep after each round, keeps rounds on a fixed
+	// schedule; when a round overruns, the ticker drops the ticks it missed
+	// and the next round starts as soon as this one ends.
+	tick := time.NewTicker(c.interval)
+	defer tick.Stop()
+	for {
+		if err := c.round(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// round probes every backend concurrently and returns when all probes have.
+func (c *Checker) round(ctx context.Context) error {
+	backends, err := c.pool.Backends(ctx)
+	if err != nil {
+		return fmt.Errorf("health: listing backends: %w", err)
+	}
+	var wg sync.WaitGroup
+	for _, b := range backends {
+		wg.Add(1)
+		// One goroutine per probe, so that a slow backend does not hold up the
+		// checks of the others. Waited for by wg.Wait below: the round, and so
+		// Run, never returns while a probe is running. Each probe ends by its
+		// timeout or when ctx is cancelled.
+		go func() {
+			defer wg.Done()
+			// An error means the result was not delivered: ctx has ended, or
+			// the pool has stopped, which the next round's Backends reports.
+			_, _ = c.Probe(ctx, b)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// Probe checks b now, bounded by the configured timeout, and reports the
+// result to the pool. The pool's thresholds decide whether b's state changes.
+//
+// It returns an error only if the result could not be delivered: the pool has
+// stopped, or ctx ended. A probe cut short by ctx is not reported, because it
+// says nothing about the backend.
+func (c *Checker) Probe(ctx context.Context, b *pool.Backend) (ok bool, err error) {
+	probeCtx, cancel := context.WithTimeout(ctx, c.timeout)
+	ok, reason := c.probeFn(probeCtx, b)
+	cancel()
+	if ctx.Err() != nil {
+		return false, fmt.Errorf("health: probe of %s: %w", b, ctx.Err())
+	}
+	if !ok {
+		c.log.Debug("health check failed", "backend", b.String(), "reason", reason)
+	}
+	if err = c.pool.ReportProbe(ctx, b, ok, reason); err != nil {
+		return ok, fmt.Errorf("health: reporting probe of %s: %w", b, err)
+	}
+	return ok, nil
+}
+
+// httpProbe is the real check: GET the health path on a new connection.
+func (c *Checker) httpProbe(ctx context.Context, b *pool.Backend) (bool, string) {
+	target := b.URL().JoinPath(c.path.EscapedPath())
+	target.RawQuery = c.path.RawQuery
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.String(), nil)
+	if err != nil {
+		return false, "health check: " + err.Error()
+	}
+	req.Header.Set("User-Agent", c.userAgent)
+
+	resp, err := c.client.Do(req)
+	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return false, fmt.Sprintf("health check: timeout after %v", c.timeout)
+		}
+		// A *url.Error repeats the method and URL; the backend is already
+		// named wherever the reason is shown.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return false, "health check: " + err.Error()
+	}
+	// With keep-alives off the connection is not reused, but reading what a
+	// small health page sends lets the backend finish its write instead of
+	// meeting a reset when we hang up.
+	_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
+	_ = resp.Body.Close()
+
+	code := resp.StatusCode
+	if code < 200 || code > 399 {
+		return false, fmt.Sprintf("health check: status %d", code)
+	}
+	// StatusText rather than resp.Status: the reason is ours to word, not
+	// the backend's.
+	return true, fmt.Sprintf("health check: %d %s", code, http.StatusText(code))
+}
