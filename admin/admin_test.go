@@ -270,7 +270,7 @@ func TestAddProbesAtOnce(t *testing.T) {
 	assert.False(t, got.Alive)
 	assert.Equal(t, "down", got.State)
 	assert.Equal(t, 1, int(got.Failures))
-	assert.Equal(t, "added; waiting for a health check to pass", got.Reason, "still down, so the reason it went down stands")
+	assert.Equal(t, "health check: status 503", got.Reason, "the operator sees why it is not in rotation")
 
 	assert.Equal(t, map[string]pool.State{healthy: pool.StateUp, failing: pool.StateDown}, urlsOf(t, p))
 }

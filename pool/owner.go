@@ -137,8 +137,13 @@ func (o *owner) probe(mem *member, ok bool, reason string) {
 	}
 	mem.passes, mem.fails = 0, mem.fails+1
 	mem.failures++
-	if mem.state == StateUp && mem.fails >= o.cfg.UnhealthyThreshold {
+	switch {
+	case mem.state == StateUp && mem.fails >= o.cfg.UnhealthyThreshold:
 		o.set(mem, StateDown, reason)
+	case mem.state == StateDown:
+		// Still down, perhaps for a new reason: an operator looking at a
+		// backend that never came up wants the latest, not "added".
+		mem.reason = reason
 	}
 }
 

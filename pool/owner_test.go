@@ -98,7 +98,9 @@ func TestThresholds(t *testing.T) {
 	assert.Equal(t, StateUp, probe(false))
 	assert.Equal(t, StateDown, probe(false), "third failure in a row")
 	assert.Equal(t, StateDown, probe(true))
-	assert.Equal(t, StateDown, probe(false))
+	o.handle(probeMsg{b: m.b, ok: false, reason: "status 503"})
+	assert.Equal(t, StateDown, m.state)
+	assert.Equal(t, "status 503", m.reason, "a failing check of a down backend says why")
 	assert.Equal(t, StateDown, probe(true))
 	assert.Equal(t, StateUp, probe(true), "second pass in a row")
 
