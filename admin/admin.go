@@ -63,6 +63,9 @@ type Config struct {
 	// GET /healthz answers 503, so that a load balancer in front stops
 	// sending before the listeners close. Nil means never.
 	ShuttingDown <-chan struct{}
+	// Metrics serves GET /metrics, the Prometheus exposition. Nil means the
+	// route answers 404.
+	Metrics http.Handler
 	// Logger receives each change to the pool made through the API at Info,
 	// with the client's address. Nil means no logging.
 	Logger *slog.Logger
@@ -73,6 +76,7 @@ type Handler struct {
 	pool         Pool
 	prober       Prober
 	shuttingDown <-chan struct{}
+	metrics      http.Handler
 	log          *slog.Logger
 	// tokenHash is the SHA-256 of Config.Token, nil when there is none.
 	// Comparing hashes keeps the comparison constant-time in the token's
@@ -90,6 +94,7 @@ func New(p Pool, cfg Config) *Handler {
 		pool:         p,
 		prober:       cfg.Prober,
 		shuttingDown: cfg.ShuttingDown,
+		metrics:      cfg.Metrics,
 		log:          cfg.Logger,
 	}
 	if h.log == nil {
@@ -130,8 +135,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if allow(w, r, http.MethodGet, http.MethodHead) {
 			h.healthz(w)
 		}
+	case "/metrics":
+		if h.metrics == nil {
+			writeError(w, http.StatusNotFound, "metrics are disabled")
+		} else if allow(w, r, http.MethodGet, http.MethodHead) {
+			h.metrics.ServeHTTP(w, r)
+		}
 	default:
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s; the routes are /status, /backends and /healthz", r.URL.Path))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s; the routes are /status, /backends, /healthz and /metrics", r.URL.Path))
 	}
 }
 

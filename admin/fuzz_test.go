@@ -20,7 +20,7 @@ import (
 type passingProber struct{ p *pool.Pool }
 
 func (f passingProber) Probe(ctx context.Context, b *pool.Backend) (bool, error) {
-	return true, f.p.ReportProbe(ctx, b, true, "fuzz")
+	return true, f.p.ReportProbe(ctx, b, pool.ProbeResult{OK: true, Reason: "fuzz"})
 }
 
 // FuzzAdminHandlers sends one request of any method, path, Authorization

@@ -3,7 +3,10 @@
 # httputil.ReverseProxy (the baseline), nginx and HAProxy, and against going
 # straight to a backend.
 #
-#   bench/run.sh [-s scenario] [-d seconds] [-r rounds] [-o dir]
+#   bench/run.sh [-s scenario] [-d seconds] [-r rounds] [-o dir] [-m]
+#
+# -m adds two builds of this proxy to compare: with metrics off
+# (sy-nometrics) and with the access log written to a file (sy-accesslog).
 #
 # scenarios:
 #   c64      64 keep-alive connections (default)
@@ -19,13 +22,14 @@
 # requests served. Everything started is stopped on exit, also on Ctrl-C.
 set -euo pipefail
 
-scenario=c64 duration=8 rounds=3 out=""
-while getopts "s:d:r:o:h" opt; do
+scenario=c64 duration=8 rounds=3 out="" variants=""
+while getopts "s:d:r:o:mh" opt; do
   case $opt in
     s) scenario=$OPTARG ;;
     d) duration=$OPTARG ;;
     r) rounds=$OPTARG ;;
     o) out=$OPTARG ;;
+    m) variants=1 ;;
     *) sed -n '2,20p' "$0"; exit 2 ;;
   esac
 done
@@ -69,7 +73,8 @@ echo "building" >&2
   go build -o "$work/baseline" ./bench/baseline && go build -o "$work/idle" ./bench/idle)
 
 b1=127.0.0.1:19001 b2=127.0.0.1:19002 b3=127.0.0.1:19003
-declare -A port=([direct]=19001 [baseline]=19010 [switchyard]=19011 [nginx]=19013 [haproxy]=19014)
+declare -A port=([direct]=19001 [baseline]=19010 [switchyard]=19011 [nginx]=19013 [haproxy]=19014
+  [sy-nometrics]=19021 [sy-accesslog]=19023)
 declare -A pid
 
 start() { # name, then the command; the process is pinned by the caller
@@ -94,11 +99,21 @@ wait_port 19001
 start baseline taskset -c 0 "$work/baseline" -addr "127.0.0.1:${port[baseline]}" \
   -backends "http://$b1,http://$b2,http://$b3"
 
-cat >"$work/config.json" <<JSON
-{"port": ${port[switchyard]}, "admin_addr": "127.0.0.1:19012", "strategy": "round-robin",
+# config PORT ADMIN_PORT EXTRA writes a config for this proxy.
+config() {
+  cat <<JSON
+{"port": $1, "admin_addr": "127.0.0.1:$2", "strategy": "round-robin", $3
  "health_check_frequency": "10s", "backends": ["http://$b1", "http://$b2", "http://$b3"]}
 JSON
+}
+config "${port[switchyard]}" 19012 "" >"$work/config.json"
 start switchyard taskset -c 0 "$work/proxy" -config "$work/config.json" -log-level warn
+if [ -n "$variants" ]; then
+  config "${port[sy-nometrics]}" 19022 '"metrics": false,' >"$work/nometrics.json"
+  start sy-nometrics taskset -c 0 "$work/proxy" -config "$work/nometrics.json" -log-level warn
+  config "${port[sy-accesslog]}" 19024 "\"access_log\": \"$work/access.log\"," >"$work/accesslog.json"
+  start sy-accesslog taskset -c 0 "$work/proxy" -config "$work/accesslog.json" -log-level warn
+fi
 
 for f in nginx.conf haproxy.cfg; do
   sed -e "s|@DIR@|$work|g" -e "s|@B1@|$b1|g" -e "s|@B2@|$b2|g" -e "s|@B3@|$b3|g" \
@@ -108,6 +123,7 @@ start nginx taskset -c 0 nginx -c "$work/nginx.conf" -p "$work"
 start haproxy taskset -c 0 haproxy -f "$work/haproxy.cfg"
 
 targets=(direct baseline switchyard nginx haproxy)
+[ -z "$variants" ] || targets+=(sy-nometrics sy-accesslog)
 for t in "${targets[@]}"; do wait_port "${port[$t]}"; done
 
 # procs NAME: the PIDs whose CPU and memory count for a target (nginx's
@@ -167,12 +183,12 @@ nginx_cpu=$(col nginx 5)
 base_cpu=$(col baseline 5)
 echo
 echo "scenario $scenario: wrk -t1 -c$conns -d${duration}s, $rounds interleaved rounds, medians; $(date -u +%F), $(nproc) cores"
-printf "| %-10s | %7s | %8s | %8s | %10s | %9s | %6s | %8s | %11s |\n" target "req/s" "p50 µs" "p99 µs" "CPU µs/req" "peak RSS" errors "vs nginx" "vs baseline"
-printf "|%s|\n" "------------|---------|----------|----------|------------|-----------|--------|----------|-------------"
+printf "| %-12s | %7s | %8s | %8s | %10s | %9s | %6s | %8s | %11s |\n" target "req/s" "p50 µs" "p99 µs" "CPU µs/req" "peak RSS" errors "vs nginx" "vs baseline"
+printf "|%s|\n" "--------------|---------|----------|----------|------------|-----------|--------|----------|-------------"
 for t in "${targets[@]}"; do
   cpu=$(col "$t" 5)
   errs=$(awk -v t="$t" '$1 == t {s += $6} END {print s + 0}' "$work/results")
-  printf "| %-10s | %7d | %8d | %8d | %10.1f | %5d MiB | %6d | %7.2fx | %10.2fx |\n" "$t" "$(col "$t" 2)" "$(col "$t" 3)" \
+  printf "| %-12s | %7d | %8d | %8d | %10.1f | %5d MiB | %6d | %7.2fx | %10.2fx |\n" "$t" "$(col "$t" 2)" "$(col "$t" 3)" \
     "$(col "$t" 4)" "$cpu" "$(($(mem_kb "$t" VmHWM) / 1024))" "$errs" \
     "$(echo "$cpu / $nginx_cpu" | bc -l)" "$(echo "$cpu / $base_cpu" | bc -l)"
 done

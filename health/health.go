@@ -44,7 +44,7 @@ const maxDrain = 64 << 10
 // Pool is what the checker needs from the pool. *pool.Pool satisfies it.
 type Pool interface {
 	Backends(ctx context.Context) ([]*pool.Backend, error)
-	ReportProbe(ctx context.Context, b *pool.Backend, ok bool, reason string) error
+	ReportProbe(ctx context.Context, b *pool.Backend, r pool.ProbeResult) error
 }
 
 // Config says how often and how to check.
@@ -216,7 +216,9 @@ func (c *Checker) round(ctx context.Context) error {
 // says nothing about the backend.
 func (c *Checker) Probe(ctx context.Context, b *pool.Backend) (ok bool, err error) {
 	probeCtx, cancel := context.WithTimeout(ctx, c.timeout)
+	start := time.Now()
 	ok, reason := c.probeFn(probeCtx, b)
+	took := time.Since(start)
 	cancel()
 	if ctx.Err() != nil {
 		return false, fmt.Errorf("health: probe of %s: %w", b, ctx.Err())
@@ -224,7 +226,7 @@ func (c *Checker) Probe(ctx context.Context, b *pool.Backend) (ok bool, err erro
 	if !ok {
 		c.log.Debug("health check failed", "backend", b.String(), "reason", reason)
 	}
-	if err = c.pool.ReportProbe(ctx, b, ok, reason); err != nil {
+	if err = c.pool.ReportProbe(ctx, b, pool.ProbeResult{OK: ok, Reason: reason, Duration: took}); err != nil {
 		return ok, fmt.Errorf("health: reporting probe of %s: %w", b, err)
 	}
 	return ok, nil

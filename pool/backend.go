@@ -25,6 +25,12 @@ type Backend struct {
 	// least-connections and the admin API see the live count without a
 	// message to the owner.
 	inflight atomic.Int64
+
+	// Counted by the request path, like inflight, so that the owner loop is
+	// not asked on every request; read into Status snapshots.
+	responses    [5]atomic.Uint64 // responses by status class, 1xx to 5xx
+	retries      atomic.Uint64    // failed attempts that were tried again on another backend
+	connFailures atomic.Uint64    // attempts that could not connect
 }
 
 func newBackend(u *url.URL) *Backend {
@@ -47,6 +53,19 @@ func (b *Backend) Release() { b.inflight.Add(-1) }
 
 // InFlight returns the number of requests in flight to b.
 func (b *Backend) InFlight() int64 { return b.inflight.Load() }
+
+// CountResponse counts a response from b with the given status code.
+func (b *Backend) CountResponse(code int) {
+	if c := code/100 - 1; c >= 0 && c < len(b.responses) {
+		b.responses[c].Add(1)
+	}
+}
+
+// CountRetry counts a failed attempt on b that was tried again elsewhere.
+func (b *Backend) CountRetry() { b.retries.Add(1) }
+
+// CountConnectFailure counts an attempt that could not connect to b.
+func (b *Backend) CountConnectFailure() { b.connFailures.Add(1) }
 
 // ParseURL checks that raw names a backend the proxy can send requests to and
 // returns it normalised, so that two spellings of one server compare equal:

@@ -97,7 +97,7 @@ func FuzzPoolAgainstModel(f *testing.F) {
 					break
 				}
 				ok := op == 5
-				o.handle(probeMsg{b: o.members[mi].b, ok: ok})
+				o.handle(probeMsg{b: o.members[mi].b, r: ProbeResult{OK: ok}})
 				mb := m.members[mi]
 				if ok {
 					mb.passes, mb.fails = mb.passes+1, 0

@@ -32,9 +32,8 @@ type markMsg struct {
 // probeMsg reports one health check of b. The loop counts consecutive results
 // and changes b's state only when a threshold is reached. Fire-and-forget.
 type probeMsg struct {
-	b      *Backend
-	ok     bool
-	reason string
+	b *Backend
+	r ProbeResult
 }
 
 // addMsg adds a backend, not in rotation until a probe passes.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -21,6 +22,38 @@ const (
 	StateRemoved State = "removed"
 )
 
+// Cause says what moved a backend into a state: a bounded set, so that it
+// can label a metric where the free-text Reason cannot.
+type Cause string
+
+const (
+	CauseConfigured        Cause = "configured"
+	CauseAdded             Cause = "added"
+	CauseRemoved           Cause = "removed"
+	CauseHealthCheck       Cause = "health_check"
+	CauseConnectionFailure Cause = "connection_failure"
+	CauseManual            Cause = "manual"
+)
+
+// Change counts a backend's moves into one state for one cause.
+type Change struct {
+	To    State
+	Cause Cause
+	Count uint64
+}
+
+// CheckDurationBuckets are the upper bounds, in seconds, of the buckets of
+// BackendStatus.CheckDurations.
+var CheckDurationBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
+
+// Histogram is a cumulative histogram: Buckets[i] counts the observations
+// at or below CheckDurationBuckets[i].
+type Histogram struct {
+	Count   uint64
+	Sum     float64
+	Buckets []uint64
+}
+
 // BackendStatus is a snapshot of one backend.
 type BackendStatus struct {
 	URL      string
@@ -33,6 +66,18 @@ type BackendStatus struct {
 	// checks and connection failures reported by the proxy.
 	Requests uint64
 	Failures uint64
+
+	// Counted by the request path: responses by status class (index 0 is
+	// 1xx), attempts retried elsewhere, attempts that could not connect.
+	Responses          [5]uint64
+	Retries            uint64
+	ConnectionFailures uint64
+
+	// ChecksPassed and ChecksFailed count health checks, CheckDurations
+	// times them, and Changes counts state changes by cause.
+	ChecksPassed, ChecksFailed uint64
+	CheckDurations             Histogram
+	Changes                    []Change
 }
 
 // Alive reports whether the backend is in rotation.
@@ -59,12 +104,55 @@ type member struct {
 	passes, fails int
 	requests      uint64
 	failures      uint64
+
+	checksPassed, checksFailed uint64
+	checkCount                 uint64
+	checkSum                   float64
+	checkBuckets               []uint64 // not cumulative; made when first needed
+	changes                    map[changeKey]uint64
+}
+
+type changeKey struct {
+	to    State
+	cause Cause
 }
 
 func (m *member) status() BackendStatus {
-	return BackendStatus{
-		URL: m.b.key, State: m.state, InFlight: m.b.InFlight(),
+	b := m.b
+	st := BackendStatus{
+		URL: b.key, State: m.state, InFlight: b.InFlight(),
 		Reason: m.reason, Since: m.since, Requests: m.requests, Failures: m.failures,
+		Retries: b.retries.Load(), ConnectionFailures: b.connFailures.Load(),
+		ChecksPassed: m.checksPassed, ChecksFailed: m.checksFailed,
+		CheckDurations: Histogram{Count: m.checkCount, Sum: m.checkSum, Buckets: make([]uint64, len(CheckDurationBuckets))},
+	}
+	for i := range b.responses {
+		st.Responses[i] = b.responses[i].Load()
+	}
+	var cum uint64
+	for i, n := range m.checkBuckets {
+		cum += n
+		st.CheckDurations.Buckets[i] = cum
+	}
+	for k, n := range m.changes {
+		st.Changes = append(st.Changes, Change{To: k.to, Cause: k.cause, Count: n})
+	}
+	slices.SortFunc(st.Changes, func(a, b Change) int {
+		return strings.Compare(string(a.To)+string(a.Cause), string(b.To)+string(b.Cause))
+	})
+	return st
+}
+
+// observeCheck adds a health check's duration to mem's histogram.
+func (m *member) observeCheck(d time.Duration) {
+	if m.checkBuckets == nil {
+		m.checkBuckets = make([]uint64, len(CheckDurationBuckets))
+	}
+	secs := d.Seconds()
+	m.checkCount++
+	m.checkSum += secs
+	if i, _ := slices.BinarySearch(CheckDurationBuckets, secs); i < len(m.checkBuckets) {
+		m.checkBuckets[i]++
 	}
 }
 
@@ -89,15 +177,15 @@ func (o *owner) handle(msg message) {
 	case markMsg:
 		if mem := o.find(m.b); mem != nil {
 			if m.up {
-				o.set(mem, StateUp, m.reason)
+				o.set(mem, StateUp, m.reason, CauseManual)
 			} else {
 				mem.failures++
-				o.set(mem, StateDown, m.reason)
+				o.set(mem, StateDown, m.reason, CauseConnectionFailure)
 			}
 		}
 	case probeMsg:
 		if mem := o.find(m.b); mem != nil {
-			o.probe(mem, m.ok, m.reason)
+			o.probe(mem, m.r)
 		}
 	case addMsg:
 		m.reply <- o.add(m)
@@ -127,19 +215,23 @@ func (o *owner) pick(skip []*Backend) result[*Backend] {
 	return result[*Backend]{val: mem.b}
 }
 
-func (o *owner) probe(mem *member, ok bool, reason string) {
-	if ok {
+func (o *owner) probe(mem *member, r ProbeResult) {
+	mem.observeCheck(r.Duration)
+	reason := r.Reason
+	if r.OK {
+		mem.checksPassed++
 		mem.passes, mem.fails = mem.passes+1, 0
 		if mem.state == StateDown && mem.passes >= o.cfg.HealthyThreshold {
-			o.set(mem, StateUp, reason)
+			o.set(mem, StateUp, reason, CauseHealthCheck)
 		}
 		return
 	}
+	mem.checksFailed++
 	mem.passes, mem.fails = 0, mem.fails+1
 	mem.failures++
 	switch {
 	case mem.state == StateUp && mem.fails >= o.cfg.UnhealthyThreshold:
-		o.set(mem, StateDown, reason)
+		o.set(mem, StateDown, reason, CauseHealthCheck)
 	case mem.state == StateDown:
 		// Still down, perhaps for a new reason: an operator looking at a
 		// backend that never came up wants the latest, not "added".
@@ -149,14 +241,23 @@ func (o *owner) probe(mem *member, ok bool, reason string) {
 
 // set moves mem to state, logging a change. The streak restarts so that the
 // thresholds count from the change.
-func (o *owner) set(mem *member, state State, reason string) {
+func (o *owner) set(mem *member, state State, reason string, cause Cause) {
 	if mem.state == state {
 		return
 	}
 	o.log.Info("backend state changed", "backend", mem.b.key,
 		"from", string(mem.state), "to", string(state), "reason", reason)
+	o.enter(mem, state, reason, cause)
+}
+
+// enter puts mem in state and counts the change.
+func (o *owner) enter(mem *member, state State, reason string, cause Cause) {
 	mem.state, mem.reason, mem.since = state, reason, time.Now()
 	mem.passes, mem.fails = 0, 0
+	if mem.changes == nil {
+		mem.changes = make(map[changeKey]uint64)
+	}
+	mem.changes[changeKey{state, cause}]++
 }
 
 func (o *owner) add(m addMsg) result[added] {
@@ -178,8 +279,7 @@ func (o *owner) add(m addMsg) result[added] {
 	if mem == nil {
 		mem = &member{b: newBackend(m.u)}
 	}
-	mem.state, mem.reason, mem.since = StateDown, "added; waiting for a health check to pass", time.Now()
-	mem.passes, mem.fails = 0, 0
+	o.enter(mem, StateDown, "added; waiting for a health check to pass", CauseAdded)
 	o.members = append(o.members, mem)
 	o.log.Info("backend added", "backend", key)
 	return result[added]{val: added{b: mem.b, st: mem.status()}}
@@ -194,7 +294,7 @@ func (o *owner) remove(m removeMsg) result[BackendStatus] {
 	}
 	mem := o.removeAt(i)
 	o.log.Info("backend removed", "backend", key, "in_flight", mem.b.InFlight())
-	mem.state, mem.reason, mem.since = StateDraining, "removed", time.Now()
+	o.enter(mem, StateDraining, "removed", CauseRemoved)
 	if mem.b.InFlight() > 0 {
 		o.draining = append(o.draining, mem)
 	} else {

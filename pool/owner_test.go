@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -88,7 +89,7 @@ func TestThresholds(t *testing.T) {
 	o := newOwner(t, Config{HealthyThreshold: 2, UnhealthyThreshold: 3}, "http://a")
 	m := o.members[0]
 	probe := func(ok bool) State {
-		o.handle(probeMsg{b: m.b, ok: ok, reason: "probe"})
+		o.handle(probeMsg{b: m.b, r: ProbeResult{OK: ok, Reason: "probe"}})
 		return m.state
 	}
 	assert.Equal(t, StateUp, probe(false))
@@ -98,7 +99,7 @@ func TestThresholds(t *testing.T) {
 	assert.Equal(t, StateUp, probe(false))
 	assert.Equal(t, StateDown, probe(false), "third failure in a row")
 	assert.Equal(t, StateDown, probe(true))
-	o.handle(probeMsg{b: m.b, ok: false, reason: "status 503"})
+	o.handle(probeMsg{b: m.b, r: ProbeResult{Reason: "status 503"}})
 	assert.Equal(t, StateDown, m.state)
 	assert.Equal(t, "status 503", m.reason, "a failing check of a down backend says why")
 	assert.Equal(t, StateDown, probe(true))
@@ -179,7 +180,7 @@ func TestReportsAboutRemovedBackendsAreIgnored(t *testing.T) {
 	again := o.addURL(t, "http://a")
 	require.NotSame(t, a, again)
 	o.handle(markMsg{b: a, up: true, reason: "stale"})
-	o.handle(probeMsg{b: a, ok: true, reason: "stale"})
+	o.handle(probeMsg{b: a, r: ProbeResult{OK: true, Reason: "stale"}})
 	assert.Equal(t, StateDown, o.members[0].state)
 }
 
@@ -223,4 +224,47 @@ func TestParseURL(t *testing.T) {
 		_, err := ParseURL(in)
 		assert.ErrorIs(t, err, ErrInvalidURL, "%q", in)
 	}
+}
+
+func TestStatusCarriesCountersAndChanges(t *testing.T) {
+	o := newOwner(t, Config{}, "http://a")
+	m := o.members[0]
+	o.enter(m, StateUp, "configured", CauseConfigured)
+	b := m.b
+	b.CountResponse(200)
+	b.CountResponse(204)
+	b.CountResponse(503)
+	b.CountResponse(99) // not a status: ignored
+	b.CountRetry()
+	b.CountConnectFailure()
+	o.handle(probeMsg{b: b, r: ProbeResult{OK: false, Reason: "status 500", Duration: 3 * time.Millisecond}})
+	o.handle(probeMsg{b: b, r: ProbeResult{OK: true, Reason: "200 OK", Duration: 40 * time.Millisecond}})
+	o.handle(markMsg{b: b, up: false, reason: "connection refused"})
+
+	st := o.status().Backends[0]
+	assert.Equal(t, [5]uint64{0, 2, 0, 0, 1}, st.Responses)
+	assert.Equal(t, uint64(1), st.Retries)
+	assert.Equal(t, uint64(1), st.ConnectionFailures)
+	assert.Equal(t, uint64(1), st.ChecksPassed)
+	assert.Equal(t, uint64(1), st.ChecksFailed)
+	assert.Equal(t, uint64(2), st.CheckDurations.Count)
+	assert.InDelta(t, 0.043, st.CheckDurations.Sum, 1e-9)
+	// Cumulative: 3ms is at or below 0.005 and every bound after it; 40ms
+	// joins from 0.05 on.
+	for i, le := range CheckDurationBuckets {
+		want := uint64(0)
+		if le >= 0.005 {
+			want++
+		}
+		if le >= 0.05 {
+			want++
+		}
+		assert.Equal(t, want, st.CheckDurations.Buckets[i], "le=%v", le)
+	}
+	assert.Equal(t, []Change{ // in a stable order: by state, then cause
+		{To: StateDown, Cause: CauseConnectionFailure, Count: 1},
+		{To: StateDown, Cause: CauseHealthCheck, Count: 1},
+		{To: StateUp, Cause: CauseConfigured, Count: 1},
+		{To: StateUp, Cause: CauseHealthCheck, Count: 1},
+	}, st.Changes)
 }

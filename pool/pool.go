@@ -112,9 +112,9 @@ func (p *Pool) Run(ctx context.Context) error {
 	defer p.mb.Stop()
 	o := &owner{cfg: p.cfg, sel: p.sel, log: p.cfg.Logger}
 	for _, u := range p.initial {
-		o.members = append(o.members, &member{
-			b: newBackend(u), state: StateUp, reason: "configured", since: time.Now(),
-		})
+		mem := &member{b: newBackend(u)}
+		o.enter(mem, StateUp, "configured", CauseConfigured)
+		o.members = append(o.members, mem)
 	}
 	for {
 		select {
@@ -159,11 +159,20 @@ func (p *Pool) MarkUp(ctx context.Context, b *Backend, reason string) error {
 	return p.mb.Send(ctx, markMsg{b: b, up: true, reason: reason})
 }
 
+// ProbeResult is the outcome of one health check.
+type ProbeResult struct {
+	OK bool
+	// Reason says why it passed or failed, for operators.
+	Reason string
+	// Duration is how long the check took.
+	Duration time.Duration
+}
+
 // ReportProbe records the result of one health check of b. The owner changes
 // b's state when HealthyThreshold (or UnhealthyThreshold) results in a row
 // agree. Results for backends no longer in the pool are ignored.
-func (p *Pool) ReportProbe(ctx context.Context, b *Backend, ok bool, reason string) error {
-	return p.mb.Send(ctx, probeMsg{b: b, ok: ok, reason: reason})
+func (p *Pool) ReportProbe(ctx context.Context, b *Backend, r ProbeResult) error {
+	return p.mb.Send(ctx, probeMsg{b: b, r: r})
 }
 
 // Add adds the backend at raw, parsed with ParseURL. It is down until a health

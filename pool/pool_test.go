@@ -99,7 +99,7 @@ func TestAddedBackendWaitsForAPassingProbe(t *testing.T) {
 	_, err = p.Pick(ctx, nil)
 	assert.ErrorIs(t, err, pool.ErrNoBackend)
 
-	require.NoError(t, p.ReportProbe(ctx, b, true, "200 OK"))
+	require.NoError(t, p.ReportProbe(ctx, b, pool.ProbeResult{OK: true, Reason: "200 OK"}))
 	got, err := p.Pick(ctx, nil)
 	require.NoError(t, err)
 	assert.Same(t, b, got)
@@ -239,7 +239,7 @@ func TestEveryCallReturnsErrStoppedAfterRun(t *testing.T) {
 	assert.ErrorIs(t, err, actor.ErrStopped)
 	assert.ErrorIs(t, p.MarkDown(bg, b, "x"), actor.ErrStopped)
 	assert.ErrorIs(t, p.MarkUp(bg, b, "x"), actor.ErrStopped)
-	assert.ErrorIs(t, p.ReportProbe(bg, b, true, "x"), actor.ErrStopped)
+	assert.ErrorIs(t, p.ReportProbe(bg, b, pool.ProbeResult{OK: true}), actor.ErrStopped)
 	_, _, err = p.Add(bg, "http://new.test")
 	assert.ErrorIs(t, err, actor.ErrStopped)
 	_, err = p.Remove(bg, urls(1)[0])

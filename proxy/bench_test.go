@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -52,11 +53,19 @@ func BenchmarkServeHTTP(b *testing.B) {
 	defer func() { cancel(); <-done }()
 	px := proxy.New(p, proxy.Config{})
 	defer px.CloseIdleConnections()
+	quiet := proxy.New(p, proxy.Config{DisableMetrics: true})
+	defer quiet.CloseIdleConnections()
+	al := proxy.NewAccessLog(io.Discard, 0)
+	alDone := make(chan struct{})
+	go func() { defer close(alDone); al.Run(ctx) }() // waited for below
+	defer func() { cancel(); <-alDone }()
+	logged := proxy.New(p, proxy.Config{AccessLog: al})
+	defer logged.CloseIdleConnections()
 
 	for _, tc := range []struct {
 		name string
 		h    http.Handler
-	}{{"bare", bare}, {"switchyard", px}} {
+	}{{"bare", bare}, {"switchyard", px}, {"switchyard-nometrics", quiet}, {"switchyard-accesslog", logged}} {
 		b.Run("proxy="+tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetParallelism(8)

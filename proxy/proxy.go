@@ -56,6 +56,12 @@ type Config struct {
 	// MaxResponseHeaderBytes caps a backend's response headers; more is a
 	// 502. Zero means 64 KiB.
 	MaxResponseHeaderBytes int64
+	// DisableMetrics turns off the proxy's request metrics (the counters on
+	// pool.Backend records are always kept).
+	DisableMetrics bool
+	// AccessLog, if not nil, receives one entry per request. Its Run must be
+	// running.
+	AccessLog *AccessLog
 	// Logger receives errors at Warn and clients that went away at Debug.
 	// Nil means no logging.
 	Logger *slog.Logger
@@ -73,6 +79,7 @@ type Proxy struct {
 	cfg       Config
 	log       *slog.Logger
 	handlers  tracker
+	metrics   *metrics // nil when disabled
 }
 
 // New returns a Proxy that sends requests to backends chosen by p.
@@ -117,6 +124,9 @@ func New(p Pool, cfg Config) *Proxy {
 		DisableCompression: true,
 	}
 	px := &Proxy{transport: transport, pool: p, cfg: cfg, log: log}
+	if !cfg.DisableMetrics {
+		px.metrics = newMetrics()
+	}
 	px.rp = &httputil.ReverseProxy{
 		Rewrite:      px.rewrite,
 		Transport:    &retrier{proxy: px},
@@ -141,6 +151,12 @@ type requestState struct {
 	// serving is the backend whose response is being sent to the client. It
 	// holds an in-flight count until ServeHTTP returns.
 	serving *pool.Backend
+
+	// For metrics and the access log: when the request arrived, what was
+	// sent, and the class of error if any.
+	start    time.Time
+	rec      recorder
+	errClass string
 }
 
 type stateKey struct{}
@@ -159,6 +175,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.tried = st.buf[:0]
 	st.timer = time.AfterFunc(p.cfg.RequestTimeout, func() { cancel(errTimeout) })
 	defer st.timer.Stop()
+	if p.metrics != nil || p.cfg.AccessLog != nil {
+		st.start = time.Now()
+		st.rec.ResponseWriter = w
+		w = &st.rec
+		defer p.observe(st, r)
+	}
 	defer func() {
 		if st.serving != nil {
 			st.serving.Release()
@@ -233,18 +255,24 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 		if st.client.Err() != nil {
 			// The client went away: there is nobody to answer, and the backend
 			// is not to blame. 499 is nginx's name for this.
+			st.errClass = classClientGone
 			p.log.Debug("client went away", append(attrs, "status", 499)...)
 			return
 		}
 	}
-	code := http.StatusBadGateway
+	code, class := http.StatusBadGateway, classBackend
 	switch {
 	case errors.Is(context.Cause(r.Context()), errTimeout):
-		code = http.StatusGatewayTimeout
+		code, class = http.StatusGatewayTimeout, classTimeout
 	case errors.Is(err, pool.ErrNoBackend), errors.Is(err, actor.ErrStopped):
-		code = http.StatusServiceUnavailable
+		code, class = http.StatusServiceUnavailable, classNoBackend
 		secs := int((p.cfg.RetryAfter + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
+	case isDialError(err):
+		class = classConnect
+	}
+	if st != nil {
+		st.errClass = class
 	}
 	p.log.Warn("proxy error", append(attrs, "status", code)...)
 	http.Error(w, http.StatusText(code), code)

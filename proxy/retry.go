@@ -75,11 +75,15 @@ func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 				return nil, context.Cause(ctx)
 			}
 			st.serving = b
+			b.CountResponse(res.StatusCode)
 			return res, nil
 		}
 		b.Release()
 
 		reached := !isDialError(err)
+		if !reached {
+			b.CountConnectFailure()
+		}
 		if !reached && ctx.Err() == nil {
 			// The backend refused or could not be reached: take it out of
 			// rotation now rather than at the next health check. A failure
@@ -91,6 +95,7 @@ func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 		lastErr = err
+		b.CountRetry()
 		p.log.Debug("retrying on another backend", "backend", b.String(), "error", err)
 	}
 }

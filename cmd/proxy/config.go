@@ -47,6 +47,9 @@ type Config struct {
 	DialTimeout            time.Duration // limit on connecting to a backend
 	BackendIdleTimeout     time.Duration // an idle backend keep-alive connection is closed after this
 	MaxIdleConnsPerBackend int           // idle keep-alive connections kept per backend
+
+	Metrics   bool   // serve Prometheus metrics on the admin API's /metrics
+	AccessLog string // "off", "stdout" or a file path
 }
 
 // configFile is config.json as written. Durations and addresses stay text
@@ -83,6 +86,9 @@ type configFile struct {
 	DialTimeout            string `json:"dial_timeout"`
 	BackendIdleTimeout     string `json:"backend_idle_timeout"`
 	MaxIdleConnsPerBackend int    `json:"max_idle_conns_per_backend"`
+
+	Metrics   bool   `json:"metrics"`
+	AccessLog string `json:"access_log"`
 }
 
 // defaultConfig returns the values of every field the file leaves out. The
@@ -105,6 +111,8 @@ func defaultConfig() configFile {
 		DialTimeout:            "3s",
 		BackendIdleTimeout:     "30s",
 		MaxIdleConnsPerBackend: 256,
+		Metrics:                true,
+		AccessLog:              "off",
 	}
 }
 
@@ -310,6 +318,13 @@ func (f configFile) check() (Config, error) {
 	c.BackendIdleTimeout = positive("backend_idle_timeout", f.BackendIdleTimeout)
 	c.MaxIdleConnsPerBackend = atLeast("max_idle_conns_per_backend", f.MaxIdleConnsPerBackend, 1)
 
+	c.Metrics = f.Metrics
+	if strings.TrimSpace(f.AccessLog) == "" {
+		bad("access_log", "must be %q, %q or a file path, got %q", "off", "stdout", f.AccessLog)
+	} else {
+		c.AccessLog = f.AccessLog
+	}
+
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, err
 	}
@@ -369,6 +384,8 @@ func (c Config) file() configFile {
 		DialTimeout:            c.DialTimeout.String(),
 		BackendIdleTimeout:     c.BackendIdleTimeout.String(),
 		MaxIdleConnsPerBackend: c.MaxIdleConnsPerBackend,
+		Metrics:                c.Metrics,
+		AccessLog:              c.AccessLog,
 	}
 	for _, p := range c.TrustedProxies {
 		f.TrustedProxies = append(f.TrustedProxies, p.String())

@@ -42,6 +42,8 @@ func TestShippedConfig(t *testing.T) {
 		DialTimeout:            3 * time.Second,
 		BackendIdleTimeout:     30 * time.Second,
 		MaxIdleConnsPerBackend: 256,
+		Metrics:                true,
+		AccessLog:              "off",
 	}, cfg)
 }
 
@@ -66,7 +68,9 @@ func TestEveryFieldIsRead(t *testing.T) {
 		"max_header_bytes": 8192,
 		"dial_timeout": "1s",
 		"backend_idle_timeout": "15s",
-		"max_idle_conns_per_backend": 32
+		"max_idle_conns_per_backend": 32,
+		"metrics": false,
+		"access_log": "/var/log/switchyard/access.log"
 	}`), noEnv)
 	require.NoError(t, err)
 	assert.Equal(t, Config{
@@ -96,6 +100,8 @@ func TestEveryFieldIsRead(t *testing.T) {
 		DialTimeout:            time.Second,
 		BackendIdleTimeout:     15 * time.Second,
 		MaxIdleConnsPerBackend: 32,
+		Metrics:                false,
+		AccessLog:              "/var/log/switchyard/access.log",
 	}, cfg)
 	assertRoundTrips(t, cfg)
 }

@@ -32,6 +32,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,6 +40,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/switchyard-proxy/switchyard/admin"
@@ -119,15 +123,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
+	// The proxy's live heap is small and nearly all its garbage lives for one
+	// request: collecting at five times the live heap rather than twice
+	// saves about 6% of CPU per request (bench/run.sh) for a few MB. GOGC,
+	// when set, wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+
 	// Every port is bound before anything serves, so that a busy port stops
 	// the program before any part of it is up (the program this one replaces
 	// found out only after its admin API was already listening).
+	accessLog, err := openAccessLog(cfg.AccessLog, stdout)
+	if err != nil {
+		fmt.Fprintf(stderr, "proxy: cannot start: access_log: %v\n", err)
+		return exitFail
+	}
+	defer accessLog.Close()
 	lns, err := listen(cfg, demoAddrs)
 	if err != nil {
 		fmt.Fprintf(stderr, "proxy: cannot start: %v\n", err)
 		return exitFail
 	}
-	if err := serve(ctx, cfg, lns, logger, stdout); err != nil {
+	if err := serve(ctx, cfg, lns, logger, stdout, accessLog.w); err != nil {
 		logger.Error("switchyard stopped", "err", err)
 		return exitFail
 	}
@@ -237,9 +255,37 @@ func listen(cfg Config, demoAddrs []string) (l listeners, err error) {
 	return l, nil
 }
 
+// accessLogFile is where access_log says the access log goes: nowhere (w is
+// nil), stdout, or a file opened for appending.
+type accessLogFile struct {
+	w io.Writer
+	f *os.File
+}
+
+func openAccessLog(dest string, stdout io.Writer) (accessLogFile, error) {
+	switch dest {
+	case "off":
+		return accessLogFile{}, nil
+	case "stdout":
+		return accessLogFile{w: stdout}, nil
+	}
+	f, err := os.OpenFile(dest, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return accessLogFile{}, err
+	}
+	return accessLogFile{w: f, f: f}, nil
+}
+
+func (a accessLogFile) Close() {
+	if a.f != nil {
+		a.f.Close()
+	}
+}
+
 // serve builds the program's parts, serves on lns until ctx ends or a part
-// fails, and shuts everything down in order. It closes lns.
-func serve(ctx context.Context, cfg Config, lns listeners, log *slog.Logger, stdout io.Writer) error {
+// fails, and shuts everything down in order. It closes lns. accessOut, if
+// not nil, receives the access log.
+func serve(ctx context.Context, cfg Config, lns listeners, log *slog.Logger, stdout, accessOut io.Writer) error {
 	p, err := pool.New(pool.Config{
 		Strategy:           cfg.Strategy,
 		HealthyThreshold:   cfg.HealthyThreshold,
@@ -260,6 +306,10 @@ func serve(ctx context.Context, cfg Config, lns listeners, log *slog.Logger, std
 		lns.close()
 		return err
 	}
+	var accessLog *proxy.AccessLog
+	if accessOut != nil {
+		accessLog = proxy.NewAccessLog(accessOut, 0)
+	}
 	px := proxy.New(p, proxy.Config{
 		RequestTimeout: cfg.RequestTimeout,
 		// A client told to come back before the next health check would most
@@ -269,13 +319,23 @@ func serve(ctx context.Context, cfg Config, lns listeners, log *slog.Logger, std
 		DialTimeout:         cfg.DialTimeout,
 		IdleConnTimeout:     cfg.BackendIdleTimeout,
 		MaxIdleConnsPerHost: cfg.MaxIdleConnsPerBackend,
+		DisableMetrics:      !cfg.Metrics,
+		AccessLog:           accessLog,
 		Logger:              log.With("component", "proxy"),
 	})
+	var metrics http.Handler
+	if cfg.Metrics {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(px, admin.NewPoolCollector(p),
+			collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	}
 	shuttingDown := make(chan struct{})
 	adm := admin.New(p, admin.Config{
 		Token:        cfg.AdminToken,
 		Prober:       checker,
 		ShuttingDown: shuttingDown,
+		Metrics:      metrics,
 		Logger:       log.With("component", "admin"),
 	})
 
@@ -295,6 +355,7 @@ func serve(ctx context.Context, cfg Config, lns listeners, log *slog.Logger, std
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		BaseContext:       base,
+		ConnState:         px.ConnState,
 		ErrorLog:          serverLog,
 		// No ReadTimeout or WriteTimeout: they would cut off long uploads,
 		// downloads and streams. request_timeout bounds the wait for a
@@ -323,6 +384,10 @@ func serve(ctx context.Context, cfg Config, lns listeners, log *slog.Logger, std
 	poolCtx, stopPool := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopPool()
 	healthDone := make(chan struct{})
+	// The access log is written until the last request has been logged.
+	logCtx, stopLog := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLog()
+	logDone := make(chan struct{})
 
 	// Every member below is waited for by g.Wait, at the end of serve.
 	g, gctx := errgroup.WithContext(ctx)
@@ -336,6 +401,16 @@ func serve(ctx context.Context, cfg Config, lns listeners, log *slog.Logger, std
 	}))
 	// g.Wait waits for the servers; the shutdown member's Shutdown and Close
 	// end them.
+	// g.Wait waits for the access log writer; stopLog ends it once every
+	// handler has returned, and the shutdown member waits for it on logDone.
+	if accessLog != nil {
+		g.Go(owned("access log", logCtx, func(ctx context.Context) error {
+			defer close(logDone)
+			return accessLog.Run(ctx)
+		}))
+	} else {
+		close(logDone)
+	}
 	g.Go(func() error { return serveUntilShutdown("proxy server", proxySrv, lns.proxy) })
 	g.Go(func() error { return serveUntilShutdown("admin server", adminSrv, lns.admin) })
 	for i, srv := range demoSrvs {
@@ -380,6 +455,10 @@ func serve(ctx context.Context, cfg Config, lns listeners, log *slog.Logger, std
 		// Connections whose requests were cut at the deadline are still open.
 		proxySrv.Close()
 		adminSrv.Close()
+
+		// Every request has been logged: write out what is queued.
+		stopLog()
+		<-logDone
 
 		// (d) The health loop next: nothing needs it now.
 		stopHealth()

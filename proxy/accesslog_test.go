@@ -1,0 +1,106 @@
+package proxy_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchyard-proxy/switchyard/proxy"
+)
+
+// stuckDisk is a writer that blocks until released, like a disk that has
+// stopped answering.
+type stuckDisk struct {
+	release chan struct{}
+	mu      sync.Mutex
+	data    strings.Builder
+}
+
+func (d *stuckDisk) Write(p []byte) (int, error) {
+	<-d.release
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.data.Write(p)
+}
+
+// A disk that stops answering costs access log lines, counted, never a
+// request's progress: every request completes while the writer is stuck.
+func TestAccessLogNeverBlocksRequests(t *testing.T) {
+	disk := &stuckDisk{release: make(chan struct{})}
+	al := proxy.NewAccessLog(disk, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- al.Run(ctx) }() // waited for below
+
+	be := backend(t, echo("a"))
+	f := newFixture(t, proxy.Config{AccessLog: al}, be.URL)
+	const n = 50
+	for range n {
+		code, _ := f.get(t, "/")
+		require.Equal(t, http.StatusOK, code)
+	}
+	dropped := al.Dropped()
+	// Run took at least one entry before it got stuck flushing it; four
+	// wait in the channel; the rest were dropped.
+	assert.LessOrEqual(t, dropped, uint64(n-5))
+	assert.GreaterOrEqual(t, dropped, uint64(n/2))
+
+	close(disk.release)
+	cancel()
+	require.NoError(t, <-done)
+	lines := 0
+	sc := bufio.NewScanner(strings.NewReader(disk.data.String()))
+	for sc.Scan() {
+		var e map[string]any
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &e))
+		assert.Equal(t, "GET", e["method"])
+		assert.EqualValues(t, 200, e["status"])
+		lines++
+	}
+	assert.Equal(t, n-int(dropped), lines, "every entry not dropped is written")
+}
+
+// The access log's fields for a request that was served.
+func TestAccessLogEntry(t *testing.T) {
+	pr, pw := io.Pipe()
+	al := proxy.NewAccessLog(pw, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- al.Run(ctx); pw.Close() }() // waited for below
+
+	be := backend(t, echo("a"))
+	f := newFixture(t, proxy.Config{AccessLog: al}, be.URL)
+	_, body := f.get(t, "/x?q=1")
+	line, err := bufio.NewReader(pr).ReadBytes('\n')
+	require.NoError(t, err)
+	cancel()
+	go io.Copy(io.Discard, pr) // let Run's last flush through
+	require.NoError(t, <-done)
+
+	var e struct {
+		Msg, Client, Method, Path, Backend string
+		Status, Attempts                   int
+		Bytes                              int64
+		DurationMS                         float64 `json:"duration_ms"`
+		Error                              *string
+	}
+	require.NoError(t, json.Unmarshal(line, &e), string(line))
+	assert.Equal(t, "request", e.Msg)
+	assert.Equal(t, "GET", e.Method)
+	assert.Equal(t, "/x", e.Path, "the query stays out of the log: it may hold secrets")
+	assert.Equal(t, 200, e.Status)
+	assert.Equal(t, int64(len(body)), e.Bytes)
+	assert.Equal(t, be.URL, e.Backend)
+	assert.Equal(t, 1, e.Attempts)
+	assert.Positive(t, e.DurationMS)
+	assert.Nil(t, e.Error, "no error field when there was none")
+	assert.True(t, strings.HasPrefix(e.Client, "127.0.0.1:"))
+}
