@@ -10,14 +10,16 @@
 //   - the pool owner (pool.Pool.Run), which every other part calls;
 //   - the health loop (health.Checker.Run);
 //   - the proxy server and the admin server, one Serve each;
+//   - the access log writer (proxy.AccessLog.Run), when access_log is on;
 //   - with -demo, one Serve per test backend;
 //   - the shutdown member, which waits for the group's context to end (on
 //     SIGINT or SIGTERM, or when another member fails) and then stops the
 //     others in order: /healthz answers 503; after shutdown_delay both servers
 //     stop accepting and finish the requests in flight, for up to
-//     shutdown_timeout; upgraded connections are closed; the health loop
-//     stops; the demo backends stop; the pool owner stops last, because
-//     everything before it calls it.
+//     shutdown_timeout; upgraded connections are closed; the access log
+//     writes what is queued and stops; the health loop stops; the demo
+//     backends stop; the pool owner stops last, because everything before it
+//     calls it.
 package main
 
 import (
