@@ -25,6 +25,9 @@ type Backend struct {
 	// least-connections and the admin API see the live count without a
 	// message to the owner.
 	inflight atomic.Int64
+	// removed is set by the owner when b leaves the pool, before it reads
+	// inflight to decide whether b must drain. See Removed.
+	removed atomic.Bool
 
 	// Counted by the request path, like inflight, so that the owner loop is
 	// not asked on every request; read into Status snapshots.
@@ -50,6 +53,14 @@ func (b *Backend) Acquire() { b.inflight.Add(1) }
 // Release counts one request to b as finished. Every Acquire must be paired
 // with exactly one Release.
 func (b *Backend) Release() { b.inflight.Add(-1) }
+
+// Removed reports whether b has been removed from the pool. A caller that
+// picked b and then acquired it must check it, and if it is set release b and
+// pick again: the owner may have removed b between the pick and the Acquire,
+// seen nothing in flight, and dropped it. Checking after Acquire closes that
+// gap: the owner sets the flag before it reads the count, the caller adds to
+// the count before it reads the flag, so one of them sees the other.
+func (b *Backend) Removed() bool { return b.removed.Load() }
 
 // InFlight returns the number of requests in flight to b.
 func (b *Backend) InFlight() int64 { return b.inflight.Load() }

@@ -279,6 +279,7 @@ func (o *owner) add(m addMsg) result[added] {
 	if mem == nil {
 		mem = &member{b: newBackend(m.u)}
 	}
+	mem.b.removed.Store(false)
 	o.enter(mem, StateDown, "added; waiting for a health check to pass", CauseAdded)
 	o.members = append(o.members, mem)
 	o.log.Info("backend added", "backend", key)
@@ -293,6 +294,7 @@ func (o *owner) remove(m removeMsg) result[BackendStatus] {
 		return result[BackendStatus]{err: fmt.Errorf("%w: %s", ErrNotFound, key)}
 	}
 	mem := o.removeAt(i)
+	mem.b.removed.Store(true) // before reading the count: see Backend.Removed
 	o.log.Info("backend removed", "backend", key, "in_flight", mem.b.InFlight())
 	o.enter(mem, StateDraining, "removed", CauseRemoved)
 	if mem.b.InFlight() > 0 {

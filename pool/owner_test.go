@@ -268,3 +268,29 @@ func TestStatusCarriesCountersAndChanges(t *testing.T) {
 		{To: StateUp, Cause: CauseHealthCheck, Count: 1},
 	}, st.Changes)
 }
+
+// A pick answered just before a Remove must not send a request to a backend
+// the owner has already dropped: the caller acquires, then sees Removed.
+func TestRemovedFlagClosesThePickAcquireGap(t *testing.T) {
+	o := newOwner(t, Config{}, "http://a")
+	r := o.pick(nil)
+	require.NoError(t, r.err)
+	b := r.val
+	st, err := o.removeURL("http://a") // lands before the caller's Acquire
+	require.NoError(t, err)
+	assert.Equal(t, StateRemoved, st.State, "nothing in flight yet")
+	b.Acquire()
+	assert.True(t, b.Removed(), "so the caller releases it and picks again")
+	b.Release()
+
+	// Adding it back, while a request still drains, clears the flag.
+	o2 := newOwner(t, Config{}, "http://c")
+	c := o2.members[0].b
+	c.Acquire()
+	_, err = o2.removeURL("http://c")
+	require.NoError(t, err)
+	assert.True(t, c.Removed())
+	assert.Same(t, c, o2.addURL(t, "http://c"))
+	assert.False(t, c.Removed())
+	c.Release()
+}

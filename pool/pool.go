@@ -130,8 +130,9 @@ func (p *Pool) Run(ctx context.Context) error {
 func (p *Pool) Done() <-chan struct{} { return p.mb.Done() }
 
 // Pick returns a backend that is up and not among skip, chosen by the pool's
-// strategy, or ErrNoBackend. The caller must Acquire it before use and
-// Release it when done. A retry passes the backends already tried as skip.
+// strategy, or ErrNoBackend. The caller must Acquire it before use, then
+// check Removed (and if set, Release it and pick again), and Release it when
+// done. A retry passes the backends already tried as skip.
 func (p *Pool) Pick(ctx context.Context, skip []*Backend) (*Backend, error) {
 	if len(skip) > 0 {
 		// The loop reads skip after this call may have given up and returned;

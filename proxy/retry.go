@@ -55,6 +55,14 @@ func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return nil, err
 		}
+		b.Acquire()
+		if b.Removed() {
+			// Removed between the pick and the Acquire: it may already be
+			// gone from the pool, with nothing seen in flight. Not an
+			// attempt; the pool will not offer it again.
+			b.Release()
+			continue
+		}
 		st.tried = append(st.tried, b)
 
 		// The request is ours alone (ReverseProxy made it for this call), so
@@ -64,7 +72,6 @@ func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 		pr.SetURL(b.URL())
 		req.Host = host // SetURL clears it; the backend sees the client's Host.
 
-		b.Acquire()
 		res, err := p.transport.RoundTrip(req)
 		if err == nil {
 			if !st.timer.Stop() {

@@ -451,10 +451,18 @@ func serve(ctx context.Context, cfg Config, lns listeners, log *slog.Logger, std
 		select {
 		case <-handlersDone:
 		case <-sctx.Done():
+			// Requests still running are cut off. Their connections are
+			// closed before their contexts end, so that a client sees its
+			// request broken off: the proxy takes an ended context for a
+			// client that has gone and writes nothing, which net/http, on a
+			// connection still open, would send as an empty 200.
+			proxySrv.Close()
+			adminSrv.Close()
 		}
 		cancelBase()
 		<-handlersDone
-		// Connections whose requests were cut at the deadline are still open.
+		// Closing again is harmless, and closes what Shutdown left open if
+		// the last handlers ended just as shutdown_timeout ran out.
 		proxySrv.Close()
 		adminSrv.Close()
 
