@@ -92,6 +92,15 @@ wait_port() {
   exit 1
 }
 
+# Measure only what this script starts: a port already taken would be
+# someone else's server.
+for p in 19001 19002 19003 19010 19011 19012 19013 19014 19021 19022 19023 19024; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+    echo "run.sh: port $p is already in use; stop whatever listens there" >&2
+    exit 1
+  fi
+done
+
 start backends taskset -c 1 "$work/backend" -addrs "$b1,$b2,$b3" -delay "$delay"
 pid[direct]=${pid[backends]}
 wait_port 19001
