@@ -20,24 +20,10 @@ import (
 	"github.com/switchyard-proxy/switchyard/admin"
 	"github.com/switchyard-proxy/switchyard/health"
 	"github.com/switchyard-proxy/switchyard/pool"
+	"github.com/switchyard-proxy/switchyard/pool/pooltest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// startPool runs a pool's owner loop until the test ends.
-func startPool(t testing.TB, urls ...string) *pool.Pool {
-	t.Helper()
-	p, err := pool.New(pool.Config{}, urls...)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }() // waited for in Cleanup
-	t.Cleanup(func() {
-		cancel()
-		assert.NoError(t, <-done)
-	})
-	return p
-}
 
 // serve runs h on a real listener until the test ends and returns its URL.
 func serve(t *testing.T, h http.Handler) string {
@@ -158,7 +144,7 @@ func assertConsistent(t testing.TB, st pool.Status) {
 func TestStatusKeepsTheOriginalShape(t *testing.T) {
 	up := serve(t, http.NotFoundHandler())
 	down := "http://127.0.0.1:1"
-	p := startPool(t, up, down)
+	p := pooltest.Start(t, pool.Config{}, up, down)
 	bs, err := p.Backends(context.Background())
 	require.NoError(t, err)
 	require.NoError(t, p.MarkDown(context.Background(), bs[1], "connection refused"))
@@ -212,7 +198,7 @@ func keys(m map[string]any) []string {
 }
 
 func TestEmptyPoolListsNoBackendsAsAnEmptyList(t *testing.T) {
-	base := serve(t, admin.New(startPool(t), admin.Config{}))
+	base := serve(t, admin.New(pooltest.Start(t, pool.Config{}), admin.Config{}))
 	r := call(t, base, http.MethodGet, "/status", "")
 	require.Equal(t, http.StatusOK, r.code)
 	assert.Contains(t, string(r.body), `"backends": []`)
@@ -220,7 +206,7 @@ func TestEmptyPoolListsNoBackendsAsAnEmptyList(t *testing.T) {
 
 // The original README's curl lines, sent as curl sends them.
 func TestREADMECurlLinesWorkUnchanged(t *testing.T) {
-	p := startPool(t, "http://localhost:8082")
+	p := pooltest.Start(t, pool.Config{}, "http://localhost:8082")
 	base := serve(t, admin.New(p, admin.Config{}))
 	jsonHeader := http.Header{"Content-Type": {"application/json"}}
 
@@ -251,7 +237,7 @@ func TestAddProbesAtOnce(t *testing.T) {
 	failing := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}))
-	p := startPool(t)
+	p := pooltest.Start(t, pool.Config{})
 	base := serve(t, admin.New(p, admin.Config{Prober: checker(t, p)}))
 
 	r := call(t, base, http.MethodPost, "/backends", `{"url": "`+healthy+`"}`)
@@ -278,7 +264,7 @@ func TestAddProbesAtOnce(t *testing.T) {
 // Every refused request answers JSON and leaves the pool as it was.
 func TestInputRules(t *testing.T) {
 	const existing = "http://existing.test:8080"
-	p := startPool(t, existing)
+	p := pooltest.Start(t, pool.Config{}, existing)
 	base := serve(t, admin.New(p, admin.Config{}))
 	before := urlsOf(t, p)
 
@@ -345,7 +331,7 @@ func TestInputRules(t *testing.T) {
 }
 
 func TestRemoveAcceptsAnySpellingOfTheURL(t *testing.T) {
-	p := startPool(t, "http://existing.test")
+	p := pooltest.Start(t, pool.Config{}, "http://existing.test")
 	base := serve(t, admin.New(p, admin.Config{}))
 	r := call(t, base, http.MethodDelete, "/backends", `{"url": "HTTP://EXISTING.test:80/"}`)
 	require.Equal(t, http.StatusOK, r.code, "%s", r.body)
@@ -355,7 +341,7 @@ func TestRemoveAcceptsAnySpellingOfTheURL(t *testing.T) {
 
 func TestHealthzTurnsUnavailableOnShutdown(t *testing.T) {
 	shuttingDown := make(chan struct{})
-	base := serve(t, admin.New(startPool(t), admin.Config{ShuttingDown: shuttingDown}))
+	base := serve(t, admin.New(pooltest.Start(t, pool.Config{}), admin.Config{ShuttingDown: shuttingDown}))
 
 	r := call(t, base, http.MethodGet, "/healthz", "")
 	assert.Equal(t, http.StatusOK, r.code)
@@ -371,7 +357,7 @@ func TestHealthzTurnsUnavailableOnShutdown(t *testing.T) {
 
 func TestToken(t *testing.T) {
 	const token = "s3cret-token"
-	p := startPool(t, "http://a.test")
+	p := pooltest.Start(t, pool.Config{}, "http://a.test")
 	base := serve(t, admin.New(p, admin.Config{Token: token}))
 
 	for _, tc := range []struct {
@@ -473,7 +459,7 @@ func (b *syncBuffer) String() string {
 
 func TestChangesAreLoggedWithTheRemoteAddress(t *testing.T) {
 	var logs syncBuffer
-	p := startPool(t)
+	p := pooltest.Start(t, pool.Config{})
 	base := serve(t, admin.New(p, admin.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))}))
 	require.Equal(t, http.StatusCreated, call(t, base, http.MethodPost, "/backends", `{"url": "http://a.test"}`).code)
 	require.Equal(t, http.StatusOK, call(t, base, http.MethodDelete, "/backends", `{"url": "http://a.test"}`).code)

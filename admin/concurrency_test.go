@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchyard-proxy/switchyard/admin"
 	"github.com/switchyard-proxy/switchyard/pool"
+	"github.com/switchyard-proxy/switchyard/pool/pooltest"
 )
 
 // Fifty operators add and remove backends at once, each their own and all of
@@ -26,7 +27,7 @@ func TestConcurrentAddAndRemove(t *testing.T) {
 		each    = 4
 	)
 	healthy := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	p := startPool(t)
+	p := pooltest.Start(t, pool.Config{})
 	base := serve(t, admin.New(p, admin.Config{Prober: checker(t, p)}))
 	// Paths make distinct backends on one server.
 	own := func(c, i int) string { return fmt.Sprintf("%s/c%d/b%d", healthy, c, i) }
@@ -102,7 +103,7 @@ func TestRemoveDuringInFlightRequestDrains(t *testing.T) {
 		<-release
 		_, _ = io.WriteString(w, "finished")
 	}))
-	p := startPool(t, slow)
+	p := pooltest.Start(t, pool.Config{}, slow)
 
 	// A minimal proxy over the pool, as the proxy package does it: pick,
 	// acquire, forward, release.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchyard-proxy/switchyard/admin"
 	"github.com/switchyard-proxy/switchyard/pool"
+	"github.com/switchyard-proxy/switchyard/pool/pooltest"
 )
 
 // passingProber reports every probe as a pass without any network, so that
@@ -39,7 +40,7 @@ func FuzzAdminHandlers(f *testing.F) {
 	f.Add("PUT", "/status", "", []byte(`{"url": 1}`))
 	f.Add("GET", "/healthz", "Bearer wrong", []byte(nil))
 	f.Fuzz(func(t *testing.T, method, path, auth string, body []byte) {
-		p := startPool(t, "http://a.test", "http://draining.test")
+		p := pooltest.Start(t, pool.Config{}, "http://a.test", "http://draining.test")
 		ctx := context.Background()
 		bs, err := p.Backends(ctx)
 		require.NoError(t, err)

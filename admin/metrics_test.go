@@ -11,10 +11,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchyard-proxy/switchyard/admin"
+	"github.com/switchyard-proxy/switchyard/pool"
+	"github.com/switchyard-proxy/switchyard/pool/pooltest"
 )
 
 func TestMetricsRoute(t *testing.T) {
-	p := startPool(t, "http://127.0.0.1:1")
+	p := pooltest.Start(t, pool.Config{}, "http://127.0.0.1:1")
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(admin.NewPoolCollector(p))
 	base := serve(t, admin.New(p, admin.Config{Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}))

@@ -14,25 +14,10 @@ import (
 
 	"github.com/switchyard-proxy/switchyard/health"
 	"github.com/switchyard-proxy/switchyard/pool"
+	"github.com/switchyard-proxy/switchyard/pool/pooltest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// startPool runs a pool's owner loop until the test ends. Inside a synctest
-// bubble it must be called from the bubble, so that the loop belongs to it.
-func startPool(t *testing.T, urls ...string) *pool.Pool {
-	t.Helper()
-	p, err := pool.New(pool.Config{}, urls...)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }() // waited for in Cleanup
-	t.Cleanup(func() {
-		cancel()
-		assert.NoError(t, <-done)
-	})
-	return p
-}
 
 // backend serves h on a real listener until the test ends.
 func backend(t *testing.T, h http.HandlerFunc) *httptest.Server {
@@ -77,7 +62,7 @@ func statusOf(t *testing.T, p *pool.Pool, url string) pool.BackendStatus {
 }
 
 func TestNewValidatesConfig(t *testing.T) {
-	p := startPool(t)
+	p := pooltest.Start(t, pool.Config{})
 	for _, tc := range []struct {
 		name string
 		cfg  health.Config
@@ -165,12 +150,12 @@ func TestProbeResultsChangeState(t *testing.T) {
 			var b *pool.Backend
 			ctx := context.Background()
 			if tc.startUp {
-				p = startPool(t, url) // configured backends start up
+				p = pooltest.Start(t, pool.Config{}, url) // configured backends start up
 				bs, err := p.Backends(ctx)
 				require.NoError(t, err)
 				b = bs[0]
 			} else {
-				p = startPool(t)
+				p = pooltest.Start(t, pool.Config{})
 				var err error
 				b, _, err = p.Add(ctx, url) // added backends start down
 				require.NoError(t, err)
@@ -196,7 +181,7 @@ func TestProbeSendsPathAndUserAgent(t *testing.T) {
 	srv := backend(t, func(w http.ResponseWriter, r *http.Request) {
 		got <- seen{r.RequestURI, r.UserAgent()}
 	})
-	p := startPool(t)
+	p := pooltest.Start(t, pool.Config{})
 	ctx := context.Background()
 	// The backend's own path is a prefix of the health path, as it is of
 	// every proxied path.
@@ -223,7 +208,7 @@ func TestBackendThatNeverAnswersFailsAtTimeout(t *testing.T) {
 		}
 	})
 	t.Cleanup(func() { close(release) }) // runs before srv.Close, which waits for handlers
-	p := startPool(t, srv.URL)
+	p := pooltest.Start(t, pool.Config{}, srv.URL)
 	bs, err := p.Backends(context.Background())
 	require.NoError(t, err)
 
@@ -249,7 +234,7 @@ func TestRunChecksAtOnceAndStopsWithContext(t *testing.T) {
 		hits.Done()
 		w.WriteHeader(http.StatusServiceUnavailable)
 	})
-	p := startPool(t, srvB.URL)
+	p := pooltest.Start(t, pool.Config{}, srvB.URL)
 	_, _, err := p.Add(context.Background(), srvA.URL)
 	require.NoError(t, err)
 	c := newChecker(t, p, health.Config{Interval: time.Hour})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/switchyard-proxy/switchyard/health"
 	"github.com/switchyard-proxy/switchyard/pool"
+	"github.com/switchyard-proxy/switchyard/pool/pooltest"
 )
 
 // The tests in this file run in synctest bubbles, with the HTTP probe replaced
@@ -74,7 +75,7 @@ const (
 
 func TestRoundsStartAtOnceThenTickAtInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p := startPool(t, backendA, backendB)
+		p := pooltest.Start(t, pool.Config{}, backendA, backendB)
 		c := newChecker(t, p, health.Config{Interval: 10 * time.Second})
 		log := newProbeLog()
 		health.SetProbeFunc(c, log.probe(time.Second))
@@ -96,7 +97,7 @@ func TestRoundsStartAtOnceThenTickAtInterval(t *testing.T) {
 // than run back to back.
 func TestRoundsNeverOverlap(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p := startPool(t, backendA, backendB)
+		p := pooltest.Start(t, pool.Config{}, backendA, backendB)
 		c := newChecker(t, p, health.Config{Interval: 10 * time.Second})
 		log := newProbeLog()
 		health.SetProbeFunc(c, log.probe(25*time.Second))
@@ -115,7 +116,7 @@ func TestRoundsNeverOverlap(t *testing.T) {
 
 func TestProbeIsBoundedByTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p := startPool(t, backendA)
+		p := pooltest.Start(t, pool.Config{}, backendA)
 		c := newChecker(t, p, health.Config{Interval: 10 * time.Second, Timeout: 3 * time.Second})
 		var took time.Duration
 		health.SetProbeFunc(c, func(ctx context.Context, b *pool.Backend) (bool, string) {
@@ -141,7 +142,7 @@ func TestProbeIsBoundedByTimeout(t *testing.T) {
 // nothing: a probe cancelled by shutdown says nothing about the backend.
 func TestRunStopsWithContextMidRound(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p := startPool(t, backendA)
+		p := pooltest.Start(t, pool.Config{}, backendA)
 		c := newChecker(t, p, health.Config{Interval: 10 * time.Second})
 		var probing sync.WaitGroup
 		probing.Add(1)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/switchyard-proxy/switchyard/pool"
+	"github.com/switchyard-proxy/switchyard/pool/pooltest"
 )
 
 // picker is what the benchmarks compare: the owner loop against the two
@@ -93,7 +94,7 @@ func BenchmarkPick(b *testing.B) {
 	alive := []bool{true, true, true}
 	for _, callers := range []int{1, 8, 64} {
 		b.Run(fmt.Sprintf("design=actor/callers=%d", callers), func(b *testing.B) {
-			p := actorPicker{startPool(b, pool.Config{}, raw...)}
+			p := actorPicker{pooltest.Start(b, pool.Config{}, raw...)}
 			runCallers(b, callers, func() { p.pick() })
 		})
 		b.Run(fmt.Sprintf("design=mutex/callers=%d", callers), func(b *testing.B) {
@@ -116,7 +117,7 @@ func BenchmarkPickScale(b *testing.B) {
 	for _, strategy := range []pool.Strategy{pool.RoundRobin, pool.LeastConnections} {
 		for _, n := range []int{3, 100, 1000} {
 			b.Run(fmt.Sprintf("strategy=%s/backends=%d", strategy, n), func(b *testing.B) {
-				p := startPool(b, pool.Config{Strategy: strategy}, urls(n)...)
+				p := pooltest.Start(b, pool.Config{Strategy: strategy}, urls(n)...)
 				runCallers(b, 8, func() {
 					be, err := p.Pick(context.Background(), nil)
 					if err != nil {

@@ -15,24 +15,10 @@ import (
 
 	"github.com/switchyard-proxy/switchyard/actor"
 	"github.com/switchyard-proxy/switchyard/pool"
+	"github.com/switchyard-proxy/switchyard/pool/pooltest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// startPool runs the owner loop for the length of the test.
-func startPool(t testing.TB, cfg pool.Config, urls ...string) *pool.Pool {
-	t.Helper()
-	p, err := pool.New(cfg, urls...)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }() // waited for in Cleanup
-	t.Cleanup(func() {
-		cancel()
-		assert.NoError(t, <-done)
-	})
-	return p
-}
 
 func urls(n int) []string {
 	out := make([]string, n)
@@ -43,7 +29,7 @@ func urls(n int) []string {
 }
 
 func TestPickRotatesThroughTheLoop(t *testing.T) {
-	p := startPool(t, pool.Config{}, urls(3)...)
+	p := pooltest.Start(t, pool.Config{}, urls(3)...)
 	ctx := context.Background()
 	var got []string
 	for range 6 {
@@ -66,7 +52,7 @@ func TestPickRotatesThroughTheLoop(t *testing.T) {
 }
 
 func TestMarkDownAndUp(t *testing.T) {
-	p := startPool(t, pool.Config{}, urls(2)...)
+	p := pooltest.Start(t, pool.Config{}, urls(2)...)
 	ctx := context.Background()
 	a, err := p.Pick(ctx, nil)
 	require.NoError(t, err)
@@ -90,7 +76,7 @@ func TestMarkDownAndUp(t *testing.T) {
 }
 
 func TestAddedBackendWaitsForAPassingProbe(t *testing.T) {
-	p := startPool(t, pool.Config{})
+	p := pooltest.Start(t, pool.Config{})
 	ctx := context.Background()
 	b, st, err := p.Add(ctx, "http://127.0.0.1:9999/")
 	require.NoError(t, err)
@@ -120,7 +106,7 @@ func TestAddedBackendWaitsForAPassingProbe(t *testing.T) {
 // sent, and the counts must add up at the end.
 func TestLoopUnderFire(t *testing.T) {
 	const stable = 3
-	p := startPool(t, pool.Config{Strategy: pool.LeastConnections}, urls(stable)...)
+	p := pooltest.Start(t, pool.Config{Strategy: pool.LeastConnections}, urls(stable)...)
 	ctx := context.Background()
 
 	// epoch orders events across goroutines. A churner bumps it after a

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/switchyard-proxy/switchyard/pool"
+	"github.com/switchyard-proxy/switchyard/pool/pooltest"
 	"github.com/switchyard-proxy/switchyard/proxy"
 )
 
@@ -34,15 +35,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, cfg proxy.Config, backends ...string) *fixture {
 	t.Helper()
-	p, err := pool.New(pool.Config{}, backends...)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }() // waited for in the last cleanup
-	t.Cleanup(func() {
-		cancel()
-		assert.NoError(t, <-done)
-	})
+	p := pooltest.Start(t, pool.Config{}, backends...) // stopped by the last cleanup
 
 	f := &fixture{
 		pool:   p,

@@ -149,6 +149,30 @@ func get(t *testing.T, c *http.Client, url string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
+// answer is what a client got for a request sent by getAsync.
+type answer struct {
+	code int
+	body string
+	err  error
+}
+
+// getAsync sends a GET on a goroutine of its own and delivers the answer on
+// the channel it returns, which the test must receive from.
+func getAsync(c *http.Client, url string) <-chan answer {
+	got := make(chan answer, 1)
+	go func() { // the test waits for it on got
+		resp, err := c.Get(url)
+		if err != nil {
+			got <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		got <- answer{resp.StatusCode, string(b), err}
+	}()
+	return got
+}
+
 // namedBackend is a real backend that answers with its name.
 func namedBackend(t *testing.T, name string) *httptest.Server {
 	t.Helper()
@@ -204,22 +228,7 @@ func TestShutdownLetsRequestsInFlightFinish(t *testing.T) {
 	r := start(t, testConfig(t, backend.URL))
 	c := newClient(t)
 
-	type answer struct {
-		code int
-		body string
-		err  error
-	}
-	got := make(chan answer, 1)
-	go func() { // the test waits for it on got
-		resp, err := c.Get(r.proxyURL + "/slow")
-		if err != nil {
-			got <- answer{err: err}
-			return
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		got <- answer{resp.StatusCode, string(b), err}
-	}()
+	got := getAsync(c, r.proxyURL+"/slow")
 	select {
 	case <-arrived:
 	case <-time.After(10 * time.Second):

@@ -37,22 +37,7 @@ func TestShutdownTimeoutCutsRequestsVisibly(t *testing.T) {
 	r := start(t, cfg)
 	c := newClient(t)
 
-	type answer struct {
-		code int
-		body string
-		err  error
-	}
-	got := make(chan answer, 1)
-	go func() { // the test waits for it on got
-		resp, err := c.Get(r.proxyURL + "/slow")
-		if err != nil {
-			got <- answer{err: err}
-			return
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		got <- answer{resp.StatusCode, string(b), err}
-	}()
+	got := getAsync(c, r.proxyURL+"/slow")
 	select {
 	case <-arrived:
 	case <-time.After(10 * time.Second):
