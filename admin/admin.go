@@ -6,8 +6,9 @@
 // checked strictly and a request that is refused changes nothing.
 //
 // Goroutines: the package starts none. Handler runs in the goroutines of the
-// http.Server that serves it, which belongs to cmd/proxy; every call it makes
-// to the pool is bounded by a timeout and by the request's context.
+// http.Server that serves it, which belongs to cmd/proxy. Its reads of the
+// pool are bounded by a timeout and by the request's context; a change, once
+// sent, is waited for to the end, so that the answer says what happened.
 package admin
 
 import (
@@ -184,14 +185,18 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, newStatusResponse(st))
 }
 
+// mutation is the context for a call that changes the pool. It is not
+// bounded by the client or a timeout: once the owner has the message it will
+// apply it, and a client told "503" would believe nothing changed. The owner
+// answers in microseconds, and if it stops the call returns ErrStopped.
+func mutation(r *http.Request) context.Context { return context.WithoutCancel(r.Context()) }
+
 func (h *Handler) add(w http.ResponseWriter, r *http.Request) {
 	raw, ok := readURL(w, r)
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), callTimeout)
-	defer cancel()
-	b, st, err := h.pool.Add(ctx, raw)
+	b, st, err := h.pool.Add(mutation(r), raw)
 	if err != nil {
 		h.poolError(w, r, err)
 		return
@@ -232,9 +237,7 @@ func (h *Handler) remove(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), callTimeout)
-	defer cancel()
-	st, err := h.pool.Remove(ctx, raw)
+	st, err := h.pool.Remove(mutation(r), raw)
 	if err != nil {
 		h.poolError(w, r, err)
 		return

@@ -105,18 +105,17 @@ func New(p Pool, cfg Config) (*Checker, error) {
 	if p == nil {
 		errs = append(errs, errors.New("health: Pool is nil"))
 	}
-	switch {
-	case cfg.Interval <= 0:
+	if cfg.Interval <= 0 {
 		errs = append(errs, fmt.Errorf("health: Interval must be positive, got %v", cfg.Interval))
-	case cfg.Timeout < 0:
+	}
+	if cfg.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("health: Timeout must not be negative, got %v", cfg.Timeout))
-	case cfg.Timeout >= cfg.Interval:
+	} else if cfg.Interval > 0 && cfg.Timeout >= cfg.Interval {
 		errs = append(errs, fmt.Errorf("health: Timeout (%v) must be less than Interval (%v)", cfg.Timeout, cfg.Interval))
 	}
-	path, err := url.Parse(cfg.Path)
-	if err != nil || path.Scheme != "" || path.Host != "" || path.Fragment != "" ||
-		!strings.HasPrefix(path.Path, "/") {
-		errs = append(errs, fmt.Errorf("health: Path must be an absolute path such as /healthz, got %q", cfg.Path))
+	path, err := ParsePath(cfg.Path)
+	if err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -150,6 +149,17 @@ func New(p Pool, cfg Config) (*Checker, error) {
 	}
 	c.probeFn = c.httpProbe
 	return c, nil
+}
+
+// ParsePath checks a health-check path: absolute, with an optional query,
+// and nothing else (no scheme, host or fragment).
+func ParsePath(p string) (*url.URL, error) {
+	u, err := url.Parse(p)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.Fragment != "" || strings.Contains(p, "#") ||
+		!strings.HasPrefix(u.Path, "/") || strings.HasPrefix(p, "//") {
+		return nil, fmt.Errorf("health: Path must be an absolute path such as /healthz, got %q", p)
+	}
+	return u, nil
 }
 
 // Run checks every backend at once, then again every Interval, until ctx ends;

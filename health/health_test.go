@@ -243,8 +243,17 @@ func TestRunChecksAtOnceAndStopsWithContext(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }() // waited for below
 	hits.Wait()
-	require.Eventually(t, func() bool {
-		return statusOf(t, p, srvA.URL).Alive() && !statusOf(t, p, srvB.URL).Alive()
+	assert.EventuallyWithT(t, func(c *assert.CollectT) {
+		st, err := p.Status(context.Background())
+		if !assert.NoError(c, err) {
+			return
+		}
+		alive := map[string]bool{}
+		for _, b := range st.Backends {
+			alive[b.URL] = b.Alive()
+		}
+		assert.True(c, alive[srvA.URL])
+		assert.False(c, alive[srvB.URL])
 	}, 10*time.Second, 5*time.Millisecond)
 
 	cancel()

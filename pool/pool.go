@@ -41,7 +41,9 @@ type Config struct {
 	// up backend down. Zero means 1. A connection failure reported with
 	// MarkDown takes it down at once, whatever this says.
 	UnhealthyThreshold int
-	// Logger receives one Info line per state change. Nil means no logging.
+	// Logger receives one Info line per state change, from the owner loop,
+	// which must never block: give it a handler that does not wait for I/O
+	// (cmd/proxy queues its records). Nil means no logging.
 	Logger *slog.Logger
 }
 

@@ -28,12 +28,19 @@ type recorder struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	// informational is set once an interim 1xx answer has been sent: after
+	// that a failed attempt may not be retried. ReverseProxy writes those
+	// from the Transport's goroutine while the handler waits in RoundTrip.
+	informational atomic.Bool
 }
 
 func (r *recorder) WriteHeader(code int) {
 	// 1xx answers are interim, except 101, which is the last this request
 	// will see.
-	if r.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+	switch {
+	case code < 200 && code != http.StatusSwitchingProtocols:
+		r.informational.Store(true)
+	case r.status == 0:
 		r.status = code
 	}
 	r.ResponseWriter.WriteHeader(code)

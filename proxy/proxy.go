@@ -152,8 +152,9 @@ type requestState struct {
 	// holds an in-flight count until ServeHTTP returns.
 	serving *pool.Backend
 
-	// For metrics and the access log: when the request arrived, what was
-	// sent, and the class of error if any.
+	// What was sent to the client (the retrier needs to know of 1xx
+	// answers), and for metrics and the access log when the request
+	// arrived and the class of error if any.
 	start    time.Time
 	rec      recorder
 	errClass string
@@ -175,10 +176,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.tried = st.buf[:0]
 	st.timer = time.AfterFunc(p.cfg.RequestTimeout, func() { cancel(errTimeout) })
 	defer st.timer.Stop()
+	st.rec.ResponseWriter = w
+	w = &st.rec
 	if p.metrics != nil || p.cfg.AccessLog != nil {
 		st.start = time.Now()
-		st.rec.ResponseWriter = w
-		w = &st.rec
 		defer p.observe(st, r)
 	}
 	defer func() {
@@ -262,7 +263,7 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	code, class := http.StatusBadGateway, classBackend
 	switch {
-	case errors.Is(context.Cause(r.Context()), errTimeout):
+	case errors.Is(err, errTimeout), errors.Is(context.Cause(r.Context()), errTimeout):
 		code, class = http.StatusGatewayTimeout, classTimeout
 	case errors.Is(err, pool.ErrNoBackend), errors.Is(err, actor.ErrStopped):
 		code, class = http.StatusServiceUnavailable, classNoBackend
@@ -318,12 +319,20 @@ func (t *tracker) wait() {
 }
 
 // bufferPool lends ReverseProxy its body-copy buffers, so that each response
-// does not allocate 32 KiB of its own.
+// does not allocate 32 KiB of its own. It holds array pointers, which go in
+// and out of the sync.Pool without allocating.
 type bufferPool struct{ p sync.Pool }
 
+const bufferSize = 32 << 10
+
 func newBufferPool() *bufferPool {
-	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+	return &bufferPool{p: sync.Pool{New: func() any { return new([bufferSize]byte) }}}
 }
 
-func (b *bufferPool) Get() []byte  { return *b.p.Get().(*[]byte) }
-func (b *bufferPool) Put(s []byte) { b.p.Put(&s) }
+func (b *bufferPool) Get() []byte { return b.p.Get().(*[bufferSize]byte)[:] }
+
+func (b *bufferPool) Put(s []byte) {
+	if cap(s) >= bufferSize {
+		b.p.Put((*[bufferSize]byte)(s[:bufferSize]))
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"sync/atomic"
 
 	"github.com/switchyard-proxy/switchyard/pool"
@@ -22,9 +23,11 @@ import (
 // when the backend dropped the connection before answering a GET, HEAD or
 // OPTIONS without a body (safe methods, RFC 9110 section 9.2.1). It is never
 // repeated once the client has gone, once the request has timed out, when
-// part of the request body has been read, or after MaxAttempts backends.
-// Nothing has been sent to the client at this point: a response is only
-// returned once a backend has sent its headers.
+// part of the request body has been read, after MaxAttempts backends, or
+// once an interim answer (a 1xx such as 103 Early Hints, which ReverseProxy
+// forwards as it arrives) has reached the client: a response is only
+// returned once a backend has sent its final headers, so until then nothing
+// else has.
 type retrier struct {
 	proxy *Proxy
 }
@@ -44,6 +47,7 @@ func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 
 	var lastErr error
+	var failed *pool.Backend // the last attempt's backend, until another takes over
 	for {
 		b, err := p.pool.Pick(ctx, st.tried)
 		if err != nil {
@@ -55,37 +59,17 @@ func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return nil, err
 		}
-		b.Acquire()
-		if b.Removed() {
-			// Removed between the pick and the Acquire: it may already be
-			// gone from the pool, with nothing seen in flight. Not an
-			// attempt; the pool will not offer it again.
-			b.Release()
-			continue
+		res, err := t.attempt(req, st, b, inbound, host)
+		if errors.Is(err, errRemoved) {
+			continue // not an attempt; the pool will not offer b again
 		}
-		st.tried = append(st.tried, b)
-
-		// The request is ours alone (ReverseProxy made it for this call), so
-		// rewriting it in place saves a copy per attempt.
-		*req.URL = inbound
-		pr := httputil.ProxyRequest{Out: req}
-		pr.SetURL(b.URL())
-		req.Host = host // SetURL clears it; the backend sees the client's Host.
-
-		res, err := p.transport.RoundTrip(req)
+		if failed != nil {
+			failed.CountRetry() // its request is now another backend's
+			failed = nil
+		}
 		if err == nil {
-			if !st.timer.Stop() {
-				// The deadline passed as the headers arrived: the context is
-				// cancelled, so the body could not be read anyway.
-				res.Body.Close()
-				b.Release()
-				return nil, context.Cause(ctx)
-			}
-			st.serving = b
-			b.CountResponse(res.StatusCode)
 			return res, nil
 		}
-		b.Release()
 
 		reached := !isDialError(err)
 		if !reached {
@@ -101,10 +85,51 @@ func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 		if !t.mayRetry(req, st, body, reached) {
 			return nil, err
 		}
-		lastErr = err
-		b.CountRetry()
+		lastErr, failed = err, b
 		p.log.Debug("retrying on another backend", "backend", b.String(), "error", err)
 	}
+}
+
+// errRemoved says that a picked backend was removed before it was acquired.
+var errRemoved = errors.New("proxy: backend removed before use")
+
+// attempt sends req to b. b is counted in flight for the attempt, whichever
+// way it ends, panics included; when it brings a response, the count passes
+// to st.serving, which ServeHTTP releases once the response is finished.
+func (t *retrier) attempt(req *http.Request, st *requestState, b *pool.Backend, inbound url.URL, host string) (res *http.Response, err error) {
+	b.Acquire()
+	defer func() {
+		if st.serving != b {
+			b.Release()
+		}
+	}()
+	if b.Removed() {
+		// Removed between the pick and the Acquire: it may already be gone
+		// from the pool, with nothing seen in flight (see Backend.Removed).
+		return nil, errRemoved
+	}
+	st.tried = append(st.tried, b)
+
+	// The request is ours alone (ReverseProxy made it for this call), so
+	// rewriting it in place saves a copy per attempt.
+	*req.URL = inbound
+	pr := httputil.ProxyRequest{Out: req}
+	pr.SetURL(b.URL())
+	req.Host = host // SetURL clears it; the backend sees the client's Host.
+
+	res, err = t.proxy.transport.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	if !st.timer.Stop() {
+		// The deadline passed as the headers arrived. The timer's function
+		// may not have cancelled the context yet, so say so here.
+		res.Body.Close()
+		return nil, errTimeout
+	}
+	st.serving = b
+	b.CountResponse(res.StatusCode)
+	return res, nil
 }
 
 func (t *retrier) mayRetry(req *http.Request, st *requestState, body *countingBody, reached bool) bool {
@@ -118,10 +143,11 @@ func (t *retrier) mayRetry(req *http.Request, st *requestState, body *countingBo
 		// is still whole.
 		return body == nil || body.n.Load() == 0
 	default:
-		// Sent but not answered. Only a safe method may be sent again, and only
-		// without a body: the Transport may still be reading one.
+		// Sent but not answered. Only a safe method may be sent again, only
+		// without a body (the Transport may still be reading one), and only
+		// if no interim 1xx answer of this backend has gone to the client.
 		safe := req.Method == http.MethodGet || req.Method == http.MethodHead || req.Method == http.MethodOptions
-		return safe && body == nil
+		return safe && body == nil && !st.rec.informational.Load()
 	}
 }
 
@@ -134,9 +160,9 @@ func isDialError(err error) bool {
 }
 
 // countingBody tells the retrier whether any of the request body has been
-// read. Close does nothing: the Transport closes the body of a request that
-// failed, and a retry needs it open. The server closes the real body when the
-// handler returns.
+// read. Close does nothing, as ReverseProxy's own wrapper does: the Transport
+// closes the body of a request that failed, and a retry needs it open. The
+// server closes the real body when the handler returns.
 type countingBody struct {
 	r io.Reader
 	n atomic.Int64 // read by the handler goroutine, written by the Transport's

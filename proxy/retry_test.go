@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
@@ -207,5 +208,60 @@ func TestNoErrorsAcrossAKillUnderLoad(t *testing.T) {
 	assert.Zero(t, failed.Load())
 	assert.Positive(t, ok.Load())
 	assert.Equal(t, pool.StateDown, f.status(t, bs[1].URL).State)
+	f.assertIdle(t)
+}
+
+// A backend that sent an interim answer (here 103 Early Hints, which goes
+// straight to the client) and then broke has been heard from: the request is
+// not sent again, so the client never sees two backends' answers.
+func TestNoRetryAfterAnInterimAnswer(t *testing.T) {
+	hinting := rawBackend(t, func(c net.Conn, _ *http.Request) {
+		fmt.Fprint(c, "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
+		time.Sleep(20 * time.Millisecond)
+		c.(*net.TCPConn).SetLinger(0)
+	})
+	good := backend(t, echo("good"))
+	f := newFixture(t, proxy.Config{}, hinting, good.URL)
+	code, _ := f.get(t, "/")
+	assert.Equal(t, http.StatusBadGateway, code)
+	assert.Zero(t, f.status(t, hinting).Retries)
+	assert.Zero(t, f.status(t, good.URL).Requests, "the good backend was not asked")
+}
+
+// A failed attempt counts as a retry only once another backend takes the
+// request over.
+func TestRetriesCountOnlyRealRetries(t *testing.T) {
+	rst := newResetter(t)
+	f := newFixture(t, proxy.Config{}, rst.URL())
+	code, _ := f.get(t, "/")
+	assert.Equal(t, http.StatusBadGateway, code, "nobody to retry on")
+	assert.Zero(t, f.status(t, rst.URL()).Retries)
+
+	good := backend(t, echo("good"))
+	f = newFixture(t, proxy.Config{}, rst.URL(), good.URL)
+	code, _ = f.get(t, "/")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, uint64(1), f.status(t, rst.URL()).Retries)
+}
+
+// Responses that arrive just as the deadline passes get a 504 or their
+// answer, never a dropped connection (the timer can have fired before its
+// function has cancelled the request).
+func TestResponsesAtTheDeadline(t *testing.T) {
+	be := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
+		fmt.Fprint(w, "ok")
+	})
+	f := newFixture(t, proxy.Config{RequestTimeout: 1500 * time.Microsecond}, be.URL)
+	counts := map[int]int{}
+	for range 1000 {
+		res, err := f.client.Get(f.front.URL)
+		require.NoError(t, err, "the proxy dropped the connection")
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		counts[res.StatusCode]++
+	}
+	t.Logf("status counts: %v", counts)
+	assert.Equal(t, 1000, counts[http.StatusOK]+counts[http.StatusGatewayTimeout])
 	f.assertIdle(t)
 }

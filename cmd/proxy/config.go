@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/switchyard-proxy/switchyard/health"
 	"github.com/switchyard-proxy/switchyard/pool"
 )
 
@@ -101,7 +102,7 @@ func defaultConfig() configFile {
 		RequestTimeout:         "30s",
 		ShutdownTimeout:        "15s",
 		ShutdownDelay:          "0s",
-		HealthCheckTimeout:     "2s",
+		HealthCheckTimeout:     "", // 2s, or half the frequency if that is less: see check
 		HealthCheckPath:        "/",
 		HealthyThreshold:       1,
 		UnhealthyThreshold:     1,
@@ -254,6 +255,12 @@ func (f configFile) check() (Config, error) {
 			bad(fmt.Sprintf("backends[%d]", i), "%q is the same backend as backends[%d] (%s)", raw, j, key)
 			continue
 		}
+		if c.Port != 0 && isSelf(u, c.Port) {
+			// Each request would come back to the proxy and go round until
+			// it timed out, holding a connection per turn.
+			bad(fmt.Sprintf("backends[%d]", i), "%q is this proxy itself (port %d)", raw, c.Port)
+			continue
+		}
 		seen[key] = i
 		c.Backends = append(c.Backends, key)
 	}
@@ -288,12 +295,22 @@ func (f configFile) check() (Config, error) {
 		c.ShutdownDelay = d
 	}
 
-	c.HealthCheckTimeout = positive("health_check_timeout", f.HealthCheckTimeout)
+	if c.HealthCheckFrequency > 0 && c.HealthCheckFrequency < 10*time.Millisecond {
+		bad("health_check_frequency", "must be at least 10ms, got %q", f.HealthCheckFrequency)
+	}
+	if f.HealthCheckTimeout == "" {
+		// Not set: 2s, unless the file asks for checks more often than that,
+		// as the original program's files may ("health_check_frequency":
+		// "1s"); such a file must still load.
+		c.HealthCheckTimeout = min(2*time.Second, c.HealthCheckFrequency/2)
+	} else {
+		c.HealthCheckTimeout = positive("health_check_timeout", f.HealthCheckTimeout)
+	}
 	if c.HealthCheckTimeout > 0 && c.HealthCheckFrequency > 0 && c.HealthCheckTimeout >= c.HealthCheckFrequency {
 		// Otherwise one round of probes could still run when the next is due.
 		bad("health_check_timeout", "must be less than health_check_frequency (%s), got %s", c.HealthCheckFrequency, c.HealthCheckTimeout)
 	}
-	if _, err := url.ParseRequestURI(f.HealthCheckPath); err != nil || !strings.HasPrefix(f.HealthCheckPath, "/") {
+	if _, err := health.ParsePath(f.HealthCheckPath); err != nil {
 		bad("health_check_path", "must be a path starting with \"/\", got %q", f.HealthCheckPath)
 	} else {
 		c.HealthCheckPath = f.HealthCheckPath
@@ -331,6 +348,20 @@ func (f configFile) check() (Config, error) {
 	return c, nil
 }
 
+// isSelf reports whether u points at the proxy's own port on this machine.
+func isSelf(u *url.URL, port int) bool {
+	p := u.Port()
+	if p == "" {
+		p = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	if p != strconv.Itoa(port) {
+		return false
+	}
+	host := u.Hostname()
+	a, err := netip.ParseAddr(host)
+	return isLoopback(host) || (err == nil && a.IsUnspecified())
+}
+
 // isLoopback reports whether host names this machine only.
 func isLoopback(host string) bool {
 	if strings.EqualFold(host, "localhost") {
@@ -343,10 +374,24 @@ func isLoopback(host string) bool {
 // parsePrefix accepts a CIDR prefix or a bare address, which stands for
 // itself alone. A prefix with host bits set ("10.1.2.3/8") is taken as the
 // network it names.
+//
+// The proxy sees an IPv4 peer as an IPv4 address, even on a dual-stack
+// listener, so an IPv4-mapped IPv6 entry (::ffff:10.0.0.1, ::ffff:0:0/96 and
+// longer) is turned into the IPv4 entry it means; one that spans more than
+// the mapped range could never match as written and is refused.
 func parsePrefix(s string) (netip.Prefix, error) {
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)
-		return p.Masked(), err
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		if a := p.Addr(); a.Is4In6() {
+			if p.Bits() < 96 {
+				return netip.Prefix{}, errors.New("an IPv4-mapped prefix must be /96 or longer")
+			}
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
+		return p.Masked(), nil
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil {
@@ -357,6 +402,7 @@ func parsePrefix(s string) (netip.Prefix, error) {
 		// address as the proxy sees it.
 		return netip.Prefix{}, errors.New("zone not allowed")
 	}
+	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 

@@ -199,6 +199,19 @@ var badConfigs = []badConfig{
 		[]string{`health_check_timeout: must be less than health_check_frequency (2s), got 2s`}},
 	{"relative health path", `{"port": 8080, "health_check_path": "health"}`,
 		[]string{`health_check_path: must be a path starting with "/", got "health"`}},
+	{"the proxy as its own backend", `{"port": 8080, "backends": ["http://localhost:8080", "http://127.0.0.1:8080/x", "http://localhost:8082"]}`,
+		[]string{`backends[0]: "http://localhost:8080" is this proxy itself (port 8080)`,
+			`backends[1]: "http://127.0.0.1:8080/x" is this proxy itself (port 8080)`}},
+	{"mapped prefix too wide", `{"port": 8080, "trusted_proxies": ["::ffff:0:0/64"]}`,
+		[]string{`trusted_proxies[0]: must be an IP address or a CIDR prefix`}},
+	{"health path with a fragment", `{"port": 8080, "health_check_path": "/healthz#x"}`,
+		[]string{`health_check_path: must be a path starting with "/", got "/healthz#x"`}},
+	{"health path naming a host", `{"port": 8080, "health_check_path": "//elsewhere/x"}`,
+		[]string{`health_check_path: must be a path starting with "/", got "//elsewhere/x"`}},
+	{"absurdly frequent checks", `{"port": 8080, "health_check_frequency": "1ms"}`,
+		[]string{`health_check_frequency: must be at least 10ms, got "1ms"`}},
+	{"access log nowhere", `{"port": 8080, "access_log": " "}`,
+		[]string{`access_log: must be "off", "stdout" or a file path, got " "`}},
 	{"thresholds", `{"port": 8080, "healthy_threshold": 0, "unhealthy_threshold": -1}`,
 		[]string{`healthy_threshold: must be at least 1, got 0`, `unhealthy_threshold: must be at least 1, got -1`}},
 	{"tiny header limit", `{"port": 8080, "max_header_bytes": 1024}`,
@@ -268,4 +281,24 @@ func FuzzLoadConfig(f *testing.F) {
 		assert.NoError(t, err, "the pool accepts what the config accepted")
 		assertRoundTrips(t, cfg)
 	})
+}
+
+// A file of the original program's that checks health often must load as it
+// is: without health_check_timeout of its own, the timeout shrinks to fit.
+func TestFrequentChecksWithoutATimeout(t *testing.T) {
+	cfg, err := loadConfig([]byte(`{"port": 8080, "health_check_frequency": "1s"}`), noEnv)
+	require.NoError(t, err)
+	assert.Equal(t, 500*time.Millisecond, cfg.HealthCheckTimeout)
+	cfg, err = loadConfig([]byte(`{"port": 8080, "health_check_frequency": "1m"}`), noEnv)
+	require.NoError(t, err)
+	assert.Equal(t, 2*time.Second, cfg.HealthCheckTimeout)
+	assertRoundTrips(t, cfg)
+}
+
+// A peer on IPv4 is seen as an IPv4 address, so IPv4-mapped entries are
+// taken as the IPv4 entries they mean.
+func TestMappedTrustedProxies(t *testing.T) {
+	cfg, err := loadConfig([]byte(`{"port": 8080, "trusted_proxies": ["::ffff:10.0.0.0/104", "::ffff:127.0.0.1"]}`), noEnv)
+	require.NoError(t, err)
+	assert.Equal(t, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.1/32")}, cfg.TrustedProxies)
 }

@@ -11,6 +11,8 @@
 //   - the health loop (health.Checker.Run);
 //   - the proxy server and the admin server, one Serve each;
 //   - the access log writer (proxy.AccessLog.Run), when access_log is on;
+//   - the pool's log writer (logQueue.run), so that the owner loop never
+//     waits for stderr;
 //   - with -demo, one Serve per test backend;
 //   - the shutdown member, which waits for the group's context to end (on
 //     SIGINT or SIGTERM, or when another member fails) and then stops the
@@ -19,7 +21,7 @@
 //     shutdown_timeout; upgraded connections are closed; the access log
 //     writes what is queued and stops; the health loop stops; the demo
 //     backends stop; the pool owner stops last, because everything before it
-//     calls it.
+//     calls it, and then its log is written out.
 package main
 
 import (
@@ -142,12 +144,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	defer accessLog.Close()
+	// The parts that can refuse their configuration are built before
+	// anything listens; loadConfig has checked what they check, so this is a
+	// second line of defence.
+	poolLog := newLogQueue(1024)
+	p, checker, err := build(cfg, logger, poolLog)
+	if err != nil {
+		fmt.Fprintf(stderr, "proxy: %v\n", err)
+		return exitUsage
+	}
 	lns, err := listen(cfg, demoAddrs)
 	if err != nil {
 		fmt.Fprintf(stderr, "proxy: cannot start: %v\n", err)
 		return exitFail
 	}
-	if err := serve(ctx, cfg, lns, logger, stdout, accessLog.w); err != nil {
+	if err := serve(ctx, cfg, p, checker, poolLog, lns, logger, stdout, accessLog.w); err != nil {
 		logger.Error("switchyard stopped", "err", err)
 		return exitFail
 	}
@@ -284,19 +295,18 @@ func (a accessLogFile) Close() {
 	}
 }
 
-// serve builds the program's parts, serves on lns until ctx ends or a part
-// fails, and shuts everything down in order. It closes lns. accessOut, if
-// not nil, receives the access log.
-func serve(ctx context.Context, cfg Config, lns listeners, log *slog.Logger, stdout, accessOut io.Writer) error {
+// build makes the pool and the health checker, the parts that check their
+// own configuration. Neither starts a goroutine. The pool logs through
+// poolLog, so that its owner loop never waits for stderr.
+func build(cfg Config, log *slog.Logger, poolLog *logQueue) (*pool.Pool, *health.Checker, error) {
 	p, err := pool.New(pool.Config{
 		Strategy:           cfg.Strategy,
 		HealthyThreshold:   cfg.HealthyThreshold,
 		UnhealthyThreshold: cfg.UnhealthyThreshold,
-		Logger:             log.With("component", "pool"),
+		Logger:             slog.New(poolLog.handler(log.Handler())).With("component", "pool"),
 	}, cfg.Backends...)
 	if err != nil {
-		lns.close()
-		return err
+		return nil, nil, err
 	}
 	checker, err := health.New(p, health.Config{
 		Interval: cfg.HealthCheckFrequency,
@@ -305,9 +315,15 @@ func serve(ctx context.Context, cfg Config, lns listeners, log *slog.Logger, std
 		Logger:   log.With("component", "health"),
 	})
 	if err != nil {
-		lns.close()
-		return err
+		return nil, nil, err
 	}
+	return p, checker, nil
+}
+
+// serve serves on lns until ctx ends or a part fails, and shuts everything
+// down in order. accessOut, if not nil, receives the access log.
+func serve(ctx context.Context, cfg Config, p *pool.Pool, checker *health.Checker, poolLog *logQueue,
+	lns listeners, log *slog.Logger, stdout, accessOut io.Writer) error {
 	var accessLog *proxy.AccessLog
 	if accessOut != nil {
 		accessLog = proxy.NewAccessLog(accessOut, 0)
@@ -391,8 +407,15 @@ func serve(ctx context.Context, cfg Config, lns listeners, log *slog.Logger, std
 	defer stopLog()
 	logDone := make(chan struct{})
 
+	// The pool's log is written until the pool owner has stopped.
+	poolLogCtx, stopPoolLog := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopPoolLog()
+
 	// Every member below is waited for by g.Wait, at the end of serve.
 	g, gctx := errgroup.WithContext(ctx)
+	// g.Wait waits for the pool's log writer; the shutdown member stops it
+	// once the pool owner has returned.
+	g.Go(owned("pool log", poolLogCtx, poolLog.run))
 	// g.Wait waits for the pool owner; stopPool ends it.
 	g.Go(owned("pool owner", poolCtx, p.Run))
 	// g.Wait waits for the health loop; stopHealth ends it, and the shutdown
@@ -479,8 +502,11 @@ func serve(ctx context.Context, cfg Config, lns listeners, log *slog.Logger, std
 			srv.Close()
 		}
 
-		// (e) The pool owner last: everything above called it.
+		// (e) The pool owner last: everything above called it. Then what it
+		// logged on the way.
 		stopPool()
+		<-p.Done()
+		stopPoolLog()
 		px.CloseIdleConnections()
 		return nil
 	})
@@ -494,7 +520,7 @@ func serve(ctx context.Context, cfg Config, lns listeners, log *slog.Logger, std
 	if len(demoSrvs) > 0 {
 		printDemo(stdout, lns, cfg.AdminToken != "")
 	}
-	err = g.Wait()
+	err := g.Wait()
 	if err == nil {
 		log.Info("switchyard stopped")
 	}
