@@ -67,6 +67,11 @@ func (m *Mailbox[M]) Send(ctx context.Context, msg M) error {
 		return ErrStopped
 	default:
 	}
+	// Likewise a caller that has already given up sends nothing: the owner
+	// would do work whose answer nobody reads.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	select {
 	case m.in <- msg:
 		return nil

@@ -87,9 +87,9 @@ type Handler struct {
 }
 
 // New returns the admin API over p.
-func New(p Pool, cfg Config) *Handler {
+func New(p Pool, cfg Config) (*Handler, error) {
 	if p == nil {
-		panic("admin: nil Pool")
+		return nil, errors.New("admin: Pool is nil")
 	}
 	h := &Handler{
 		pool:         p,
@@ -105,7 +105,7 @@ func New(p Pool, cfg Config) *Handler {
 		sum := sha256.Sum256([]byte(cfg.Token))
 		h.tokenHash = sum[:]
 	}
-	return h
+	return h, nil
 }
 
 // ServeHTTP routes by exact path. A ServeMux is not used because it answers

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,6 +30,15 @@ func serve(t *testing.T, h http.Handler) string {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// serveAdmin runs the admin API over p on a real listener until the test
+// ends and returns its URL.
+func serveAdmin(t *testing.T, p admin.Pool, cfg admin.Config) string {
+	t.Helper()
+	h, err := admin.New(p, cfg)
+	require.NoError(t, err)
+	return serve(t, h)
 }
 
 // checker is a real health checker over p, used as the admin's Prober.
@@ -148,7 +156,7 @@ func TestStatusKeepsTheOriginalShape(t *testing.T) {
 	bs, err := p.Backends(context.Background())
 	require.NoError(t, err)
 	require.NoError(t, p.MarkDown(context.Background(), bs[1], "connection refused"))
-	base := serve(t, admin.New(p, admin.Config{}))
+	base := serveAdmin(t, p, admin.Config{})
 
 	r := call(t, base, http.MethodGet, "/status", "")
 	require.Equal(t, http.StatusOK, r.code)
@@ -198,7 +206,7 @@ func keys(m map[string]any) []string {
 }
 
 func TestEmptyPoolListsNoBackendsAsAnEmptyList(t *testing.T) {
-	base := serve(t, admin.New(pooltest.Start(t, pool.Config{}), admin.Config{}))
+	base := serveAdmin(t, pooltest.Start(t, pool.Config{}), admin.Config{})
 	r := call(t, base, http.MethodGet, "/status", "")
 	require.Equal(t, http.StatusOK, r.code)
 	assert.Contains(t, string(r.body), `"backends": []`)
@@ -207,7 +215,7 @@ func TestEmptyPoolListsNoBackendsAsAnEmptyList(t *testing.T) {
 // The original README's curl lines, sent as curl sends them.
 func TestREADMECurlLinesWorkUnchanged(t *testing.T) {
 	p := pooltest.Start(t, pool.Config{}, "http://localhost:8082")
-	base := serve(t, admin.New(p, admin.Config{}))
+	base := serveAdmin(t, p, admin.Config{})
 	jsonHeader := http.Header{"Content-Type": {"application/json"}}
 
 	r, err := send(base, http.MethodGet, "/status", "", nil)
@@ -238,7 +246,7 @@ func TestAddProbesAtOnce(t *testing.T) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}))
 	p := pooltest.Start(t, pool.Config{})
-	base := serve(t, admin.New(p, admin.Config{Prober: checker(t, p)}))
+	base := serveAdmin(t, p, admin.Config{Prober: checker(t, p)})
 
 	r := call(t, base, http.MethodPost, "/backends", `{"url": "`+healthy+`"}`)
 	require.Equal(t, http.StatusCreated, r.code, "%s", r.body)
@@ -265,7 +273,7 @@ func TestAddProbesAtOnce(t *testing.T) {
 func TestInputRules(t *testing.T) {
 	const existing = "http://existing.test:8080"
 	p := pooltest.Start(t, pool.Config{}, existing)
-	base := serve(t, admin.New(p, admin.Config{}))
+	base := serveAdmin(t, p, admin.Config{})
 	before := urlsOf(t, p)
 
 	big := `{"url": "http://big.test/` + strings.Repeat("a", 64<<10) + `"}`
@@ -332,7 +340,7 @@ func TestInputRules(t *testing.T) {
 
 func TestRemoveAcceptsAnySpellingOfTheURL(t *testing.T) {
 	p := pooltest.Start(t, pool.Config{}, "http://existing.test")
-	base := serve(t, admin.New(p, admin.Config{}))
+	base := serveAdmin(t, p, admin.Config{})
 	r := call(t, base, http.MethodDelete, "/backends", `{"url": "HTTP://EXISTING.test:80/"}`)
 	require.Equal(t, http.StatusOK, r.code, "%s", r.body)
 	assert.Equal(t, "removed", decode[admin.BackendStatus](t, r).State)
@@ -341,7 +349,7 @@ func TestRemoveAcceptsAnySpellingOfTheURL(t *testing.T) {
 
 func TestHealthzTurnsUnavailableOnShutdown(t *testing.T) {
 	shuttingDown := make(chan struct{})
-	base := serve(t, admin.New(pooltest.Start(t, pool.Config{}), admin.Config{ShuttingDown: shuttingDown}))
+	base := serveAdmin(t, pooltest.Start(t, pool.Config{}), admin.Config{ShuttingDown: shuttingDown})
 
 	r := call(t, base, http.MethodGet, "/healthz", "")
 	assert.Equal(t, http.StatusOK, r.code)
@@ -358,7 +366,7 @@ func TestHealthzTurnsUnavailableOnShutdown(t *testing.T) {
 func TestToken(t *testing.T) {
 	const token = "s3cret-token"
 	p := pooltest.Start(t, pool.Config{}, "http://a.test")
-	base := serve(t, admin.New(p, admin.Config{Token: token}))
+	base := serveAdmin(t, p, admin.Config{Token: token})
 
 	for _, tc := range []struct {
 		name, auth string
@@ -420,7 +428,7 @@ func TestStoppedPoolIsUnavailable(t *testing.T) {
 	go func() { done <- p.Run(ctx) }() // waited for below
 	cancel()
 	require.NoError(t, <-done)
-	base := serve(t, admin.New(p, admin.Config{}))
+	base := serveAdmin(t, p, admin.Config{})
 
 	for _, rt := range []struct{ method, path, body string }{
 		{"GET", "/status", ""},
@@ -438,29 +446,10 @@ func TestStoppedPoolIsUnavailable(t *testing.T) {
 	assert.Equal(t, http.StatusOK, call(t, base, http.MethodGet, "/healthz", "").code)
 }
 
-// syncBuffer is a log destination that the server's goroutines write while
-// the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestChangesAreLoggedWithTheRemoteAddress(t *testing.T) {
-	var logs syncBuffer
+	var logs pooltest.SyncBuffer
 	p := pooltest.Start(t, pool.Config{})
-	base := serve(t, admin.New(p, admin.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))}))
+	base := serveAdmin(t, p, admin.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	require.Equal(t, http.StatusCreated, call(t, base, http.MethodPost, "/backends", `{"url": "http://a.test"}`).code)
 	require.Equal(t, http.StatusOK, call(t, base, http.MethodDelete, "/backends", `{"url": "http://a.test"}`).code)
 
@@ -468,4 +457,9 @@ func TestChangesAreLoggedWithTheRemoteAddress(t *testing.T) {
 	require.Len(t, lines, 2)
 	assert.Contains(t, lines[0], `level=INFO msg="admin: backend added" backend=http://a.test remote=127.0.0.1:`)
 	assert.Contains(t, lines[1], `level=INFO msg="admin: backend removed" backend=http://a.test state=removed in_flight=0 remote=127.0.0.1:`)
+}
+
+func TestNewNeedsAPool(t *testing.T) {
+	_, err := admin.New(nil, admin.Config{})
+	assert.ErrorContains(t, err, "admin: Pool is nil")
 }

@@ -29,7 +29,7 @@ func TestConcurrentAddAndRemove(t *testing.T) {
 	)
 	healthy := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	p := pooltest.Start(t, pool.Config{})
-	base := serve(t, admin.New(p, admin.Config{Prober: checker(t, p)}))
+	base := serveAdmin(t, p, admin.Config{Prober: checker(t, p)})
 	// Paths make distinct backends on one server.
 	own := func(c, i int) string { return fmt.Sprintf("%s/c%d/b%d", healthy, c, i) }
 	shared := healthy + "/shared"
@@ -126,7 +126,7 @@ func TestRemoveDuringInFlightRequestDrains(t *testing.T) {
 		rp.Transport = transport
 		rp.ServeHTTP(w, r)
 	}))
-	base := serve(t, admin.New(p, admin.Config{}))
+	base := serveAdmin(t, p, admin.Config{})
 
 	type result struct {
 		code int

@@ -48,7 +48,8 @@ func FuzzAdminHandlers(f *testing.F) {
 		t.Cleanup(bs[1].Release)
 		_, err = p.Remove(ctx, "http://draining.test")
 		require.NoError(t, err)
-		h := admin.New(p, admin.Config{Token: "secret", Prober: passingProber{p}})
+		h, err := admin.New(p, admin.Config{Token: "secret", Prober: passingProber{p}})
+		require.NoError(t, err)
 
 		req, err := http.NewRequest(method, "http://admin.test"+path, strings.NewReader(string(body)))
 		if err != nil {

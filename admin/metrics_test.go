@@ -19,7 +19,7 @@ func TestMetricsRoute(t *testing.T) {
 	p := pooltest.Start(t, pool.Config{}, "http://127.0.0.1:1")
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(admin.NewPoolCollector(p))
-	base := serve(t, admin.New(p, admin.Config{Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}))
+	base := serveAdmin(t, p, admin.Config{Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})})
 
 	r := call(t, base, http.MethodGet, "/metrics", "")
 	require.Equal(t, http.StatusOK, r.code)
@@ -30,7 +30,7 @@ func TestMetricsRoute(t *testing.T) {
 	assert.Equal(t, http.StatusMethodNotAllowed, r.code)
 
 	// Without a metrics handler the route does not exist.
-	base = serve(t, admin.New(p, admin.Config{}))
+	base = serveAdmin(t, p, admin.Config{})
 	r = call(t, base, http.MethodGet, "/metrics", "")
 	assert.Equal(t, http.StatusNotFound, r.code)
 	assert.True(t, strings.HasPrefix(string(r.body), "{"), "a JSON error: %s", r.body)

@@ -47,20 +47,6 @@ func newChecker(t *testing.T, p health.Pool, cfg health.Config) *health.Checker 
 	return c
 }
 
-// statusOf returns the pool's view of the backend at url.
-func statusOf(t *testing.T, p *pool.Pool, url string) pool.BackendStatus {
-	t.Helper()
-	st, err := p.Status(context.Background())
-	require.NoError(t, err)
-	for _, b := range st.Backends {
-		if b.URL == url {
-			return b
-		}
-	}
-	require.Failf(t, "backend not in pool", "%s", url)
-	return pool.BackendStatus{}
-}
-
 func TestNewValidatesConfig(t *testing.T) {
 	p := pooltest.Start(t, pool.Config{})
 	for _, tc := range []struct {
@@ -167,7 +153,7 @@ func TestProbeResultsChangeState(t *testing.T) {
 			assert.Equal(t, tc.wantOK, ok)
 			// The report was queued before this Status call, by the same
 			// goroutine, so the owner has handled it.
-			st := statusOf(t, p, url)
+			st := pooltest.StatusOf(t, p, url)
 			assert.Equal(t, tc.wantOK, st.Alive())
 			assert.Contains(t, st.Reason, tc.wantReason)
 			assert.True(t, len(st.Reason) < 200, "reason is short: %q", st.Reason)
@@ -219,7 +205,7 @@ func TestBackendThatNeverAnswersFailsAtTimeout(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, ok)
 	assert.GreaterOrEqual(t, time.Since(start), timeout)
-	st := statusOf(t, p, srv.URL)
+	st := pooltest.StatusOf(t, p, srv.URL)
 	assert.False(t, st.Alive())
 	assert.Equal(t, "health check: timeout after 100ms", st.Reason)
 }

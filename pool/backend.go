@@ -51,8 +51,14 @@ func (b *Backend) String() string { return b.key }
 func (b *Backend) Acquire() { b.inflight.Add(1) }
 
 // Release counts one request to b as finished. Every Acquire must be paired
-// with exactly one Release.
-func (b *Backend) Release() { b.inflight.Add(-1) }
+// with exactly one Release: a count below zero is a bug in the caller, and
+// Release panics rather than let least-connections and draining run on a
+// wrong count.
+func (b *Backend) Release() {
+	if b.inflight.Add(-1) < 0 {
+		panic("pool: Release of " + b.key + " without Acquire")
+	}
+}
 
 // Removed reports whether b has been removed from the pool. A caller that
 // picked b and then acquired it must check it, and if it is set release b and

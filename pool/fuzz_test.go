@@ -42,7 +42,7 @@ func FuzzPoolAgainstModel(f *testing.F) {
 		if ops[0]%2 == 1 {
 			strategy = LeastConnections
 		}
-		o := newOwner(t, Config{Strategy: strategy, HealthyThreshold: 2, UnhealthyThreshold: 2})
+		o := testOwner(t, Config{Strategy: strategy, HealthyThreshold: 2, UnhealthyThreshold: 2})
 		var m model
 		// held are the backends the test has acquired, by key, to release later.
 		held := map[string][]*Backend{}
@@ -82,15 +82,13 @@ func FuzzPoolAgainstModel(f *testing.F) {
 					m.draining = append(m.draining, b)
 				}
 				m.members = slices.Delete(m.members, mi, mi+1)
-			case 2, 3: // mark down, mark up
+			case 2, 3: // mark down (the proxy could not connect)
 				if mi < 0 {
 					break
 				}
-				o.handle(markMsg{b: o.members[mi].b, up: op == 3})
-				mb := m.members[mi]
-				want := map[byte]State{2: StateDown, 3: StateUp}[op]
-				if mb.state != want {
-					mb.state, mb.passes, mb.fails = want, 0, 0
+				o.handle(markDownMsg{b: o.members[mi].b, reason: "connection refused"})
+				if mb := m.members[mi]; mb.state != StateDown {
+					mb.state, mb.passes, mb.fails = StateDown, 0, 0
 				}
 			case 4, 5: // probe fails, probe passes
 				if mi < 0 {

@@ -21,11 +21,10 @@ type pickMsg struct {
 	reply chan result[*Backend]
 }
 
-// markMsg takes b out of rotation (up false) or puts it back (up true) at once,
-// whatever the health thresholds say. Fire-and-forget.
-type markMsg struct {
+// markDownMsg takes b out of rotation at once, whatever the health
+// thresholds say: the proxy could not connect to it. Fire-and-forget.
+type markDownMsg struct {
 	b      *Backend
-	up     bool
 	reason string
 }
 
@@ -65,7 +64,7 @@ type backendsMsg struct {
 }
 
 func (pickMsg) isPoolMsg()     {}
-func (markMsg) isPoolMsg()     {}
+func (markDownMsg) isPoolMsg() {}
 func (probeMsg) isPoolMsg()    {}
 func (addMsg) isPoolMsg()      {}
 func (removeMsg) isPoolMsg()   {}

@@ -1,162 +1,16 @@
 package pool
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"slices"
-	"strings"
 	"time"
 )
 
-// State is where a backend stands in the pool.
-type State string
-
-const (
-	// StateUp: in rotation.
-	StateUp State = "up"
-	// StateDown: out of rotation until health checks pass.
-	StateDown State = "down"
-	// StateDraining: removed; listed until its in-flight requests finish.
-	StateDraining State = "draining"
-	// StateRemoved: removed with nothing in flight; gone from the pool.
-	StateRemoved State = "removed"
-)
-
-// Cause says what moved a backend into a state: a bounded set, so that it
-// can label a metric where the free-text Reason cannot.
-type Cause string
-
-const (
-	CauseConfigured        Cause = "configured"
-	CauseAdded             Cause = "added"
-	CauseRemoved           Cause = "removed"
-	CauseHealthCheck       Cause = "health_check"
-	CauseConnectionFailure Cause = "connection_failure"
-	CauseManual            Cause = "manual"
-)
-
-// Change counts a backend's moves into one state for one cause.
-type Change struct {
-	To    State
-	Cause Cause
-	Count uint64
-}
-
-// CheckDurationBuckets are the upper bounds, in seconds, of the buckets of
-// BackendStatus.CheckDurations.
-var CheckDurationBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
-
-// Histogram is a cumulative histogram: Buckets[i] counts the observations
-// at or below CheckDurationBuckets[i].
-type Histogram struct {
-	Count   uint64
-	Sum     float64
-	Buckets []uint64
-}
-
-// BackendStatus is a snapshot of one backend.
-type BackendStatus struct {
-	URL      string
-	State    State
-	InFlight int64
-	// Reason and Since describe the last change of State.
-	Reason string
-	Since  time.Time
-	// Requests counts picks of this backend; Failures counts failed health
-	// checks and connection failures reported by the proxy.
-	Requests uint64
-	Failures uint64
-
-	// Counted by the request path: responses by status class (index 0 is
-	// 1xx), attempts retried elsewhere, attempts that could not connect.
-	Responses          [5]uint64
-	Retries            uint64
-	ConnectionFailures uint64
-
-	// ChecksPassed and ChecksFailed count health checks, CheckDurations
-	// times them, and Changes counts state changes by cause.
-	ChecksPassed, ChecksFailed uint64
-	CheckDurations             Histogram
-	Changes                    []Change
-}
-
-// Alive reports whether the backend is in rotation.
-func (s BackendStatus) Alive() bool { return s.State == StateUp }
-
-// Status is a snapshot of the pool.
-type Status struct {
-	Strategy Strategy
-	// Backends lists the members in rotation order, then those draining.
-	Backends []BackendStatus
-	// Up, Members and Draining count the backends in rotation, in the pool
-	// (up or down) and draining.
-	Up, Members, Draining int
-}
-
-// member is the owner loop's record of one backend.
-type member struct {
-	b      *Backend
-	state  State
-	reason string
-	since  time.Time
-	// passes and fails are the current streak of health-check results; only
-	// one of them is non-zero.
-	passes, fails int
-	requests      uint64
-	failures      uint64
-
-	checksPassed, checksFailed uint64
-	checkCount                 uint64
-	checkSum                   float64
-	checkBuckets               []uint64 // not cumulative; made when first needed
-	changes                    map[changeKey]uint64
-}
-
-type changeKey struct {
-	to    State
-	cause Cause
-}
-
-func (m *member) status() BackendStatus {
-	b := m.b
-	st := BackendStatus{
-		URL: b.key, State: m.state, InFlight: b.InFlight(),
-		Reason: m.reason, Since: m.since, Requests: m.requests, Failures: m.failures,
-		Retries: b.retries.Load(), ConnectionFailures: b.connFailures.Load(),
-		ChecksPassed: m.checksPassed, ChecksFailed: m.checksFailed,
-		CheckDurations: Histogram{Count: m.checkCount, Sum: m.checkSum, Buckets: make([]uint64, len(CheckDurationBuckets))},
-	}
-	for i := range b.responses {
-		st.Responses[i] = b.responses[i].Load()
-	}
-	var cum uint64
-	for i, n := range m.checkBuckets {
-		cum += n
-		st.CheckDurations.Buckets[i] = cum
-	}
-	for k, n := range m.changes {
-		st.Changes = append(st.Changes, Change{To: k.to, Cause: k.cause, Count: n})
-	}
-	slices.SortFunc(st.Changes, func(a, b Change) int {
-		return strings.Compare(string(a.To)+string(a.Cause), string(b.To)+string(b.Cause))
-	})
-	return st
-}
-
-// observeCheck adds a health check's duration to mem's histogram.
-func (m *member) observeCheck(d time.Duration) {
-	if m.checkBuckets == nil {
-		m.checkBuckets = make([]uint64, len(CheckDurationBuckets))
-	}
-	secs := d.Seconds()
-	m.checkCount++
-	m.checkSum += secs
-	if i, _ := slices.BinarySearch(CheckDurationBuckets, secs); i < len(m.checkBuckets) {
-		m.checkBuckets[i]++
-	}
-}
-
-// owner is the state of the loop in Pool.Run. Only that goroutine touches it.
+// owner is the state of the loop that Pool.Run runs. Only that goroutine
+// touches it; everything else asks through the messages in messages.go.
 type owner struct {
 	cfg Config
 	sel selector
@@ -170,18 +24,42 @@ type owner struct {
 	draining []*member
 }
 
+// newOwner builds the loop's state: the configured backends, up, as
+// HAProxy and nginx start them. Pool.Run and the tests both build it here,
+// so that a test drives exactly the state the loop starts from.
+func newOwner(cfg Config, initial []*url.URL, log *slog.Logger) *owner {
+	o := &owner{cfg: cfg, sel: cfg.Strategy.selector(), log: log}
+	for _, u := range initial {
+		mem := &member{b: newBackend(u)}
+		o.enter(mem, StateUp, "configured", CauseConfigured)
+		o.members = append(o.members, mem)
+	}
+	return o
+}
+
+// run serves messages until ctx ends. It never does I/O and never blocks
+// on anything but its inbox: every reply goes on a channel with room for it.
+func (o *owner) run(ctx context.Context, inbox <-chan message) {
+	for {
+		select {
+		case m := <-inbox:
+			o.handle(m)
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// handle applies one message. The switch is the whole of what can happen
+// to the pool's state.
 func (o *owner) handle(msg message) {
 	switch m := msg.(type) {
 	case pickMsg:
 		m.reply <- o.pick(m.skip)
-	case markMsg:
+	case markDownMsg:
 		if mem := o.find(m.b); mem != nil {
-			if m.up {
-				o.set(mem, StateUp, m.reason, CauseManual)
-			} else {
-				mem.failures++
-				o.set(mem, StateDown, m.reason, CauseConnectionFailure)
-			}
+			mem.failures++
+			o.set(mem, StateDown, m.reason, CauseConnectionFailure)
 		}
 	case probeMsg:
 		if mem := o.find(m.b); mem != nil {

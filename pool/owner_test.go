@@ -1,7 +1,6 @@
 package pool
 
 import (
-	"io"
 	"log/slog"
 	"testing"
 	"time"
@@ -10,19 +9,16 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// newOwner returns the loop's state without the loop, so that its handling of
-// each message can be driven step by step from the test goroutine.
-func newOwner(t *testing.T, cfg Config, urls ...string) *owner {
+// testOwner returns the loop's state, built as Run builds it, without the
+// loop, so that its handling of each message can be driven step by step
+// from the test goroutine.
+func testOwner(t *testing.T, cfg Config, urls ...string) *owner {
 	t.Helper()
 	p, err := New(cfg, urls...)
 	require.NoError(t, err)
-	o := &owner{cfg: p.cfg, sel: p.sel, log: discard()}
-	for _, u := range p.initial {
-		o.members = append(o.members, &member{b: newBackend(u), state: StateUp})
-	}
-	return o
+	return newOwner(p.cfg, p.initial, discard())
 }
 
 func (o *owner) pickKey(t *testing.T) string {
@@ -57,7 +53,7 @@ func (o *owner) removeURL(raw string) (BackendStatus, error) {
 // The rotation must not skip or repeat a backend more than an add or remove
 // itself requires.
 func TestRoundRobinRotationAcrossAddAndRemove(t *testing.T) {
-	o := newOwner(t, Config{}, "http://a", "http://b", "http://c", "http://d")
+	o := testOwner(t, Config{}, "http://a", "http://b", "http://c", "http://d")
 	assert.Equal(t, "http://a", o.pickKey(t))
 	assert.Equal(t, "http://b", o.pickKey(t))
 
@@ -73,7 +69,7 @@ func TestRoundRobinRotationAcrossAddAndRemove(t *testing.T) {
 
 	// An added backend joins at the end of the rotation once up.
 	e := o.addURL(t, "http://e")
-	o.handle(markMsg{b: e, up: true, reason: "test"})
+	o.handle(probeMsg{b: e, r: ProbeResult{OK: true, Reason: "test"}})
 	assert.Equal(t, "http://c", o.pickKey(t))
 	assert.Equal(t, "http://e", o.pickKey(t))
 	assert.Equal(t, "http://b", o.pickKey(t))
@@ -86,7 +82,7 @@ func TestRoundRobinRotationAcrossAddAndRemove(t *testing.T) {
 }
 
 func TestThresholds(t *testing.T) {
-	o := newOwner(t, Config{HealthyThreshold: 2, UnhealthyThreshold: 3}, "http://a")
+	o := testOwner(t, Config{HealthyThreshold: 2, UnhealthyThreshold: 3}, "http://a")
 	m := o.members[0]
 	probe := func(ok bool) State {
 		o.handle(probeMsg{b: m.b, r: ProbeResult{OK: ok, Reason: "probe"}})
@@ -106,14 +102,14 @@ func TestThresholds(t *testing.T) {
 	assert.Equal(t, StateUp, probe(true), "second pass in a row")
 
 	// A connection failure takes the backend down at once, whatever the threshold.
-	o.handle(markMsg{b: m.b, up: false, reason: "connection refused"})
+	o.handle(markDownMsg{b: m.b, reason: "connection refused"})
 	assert.Equal(t, StateDown, m.state)
 	assert.Equal(t, "connection refused", m.reason)
 	assert.Equal(t, uint64(7), m.failures, "six failed probes and one connection failure")
 }
 
 func TestRemoveDrainsUntilIdle(t *testing.T) {
-	o := newOwner(t, Config{}, "http://a", "http://b")
+	o := testOwner(t, Config{}, "http://a", "http://b")
 	a := o.members[0].b
 	a.Acquire()
 
@@ -148,7 +144,7 @@ func TestRemoveDrainsUntilIdle(t *testing.T) {
 }
 
 func TestAddingADrainingBackendRevivesIt(t *testing.T) {
-	o := newOwner(t, Config{}, "http://a")
+	o := testOwner(t, Config{}, "http://a")
 	a := o.members[0].b
 	a.Acquire()
 	_, err := o.removeURL("http://a")
@@ -163,7 +159,7 @@ func TestAddingADrainingBackendRevivesIt(t *testing.T) {
 }
 
 func TestAddRejectsDuplicatesAfterNormalising(t *testing.T) {
-	o := newOwner(t, Config{}, "http://a:8080")
+	o := testOwner(t, Config{}, "http://a:8080")
 	u, err := ParseURL("HTTP://A:8080/")
 	require.NoError(t, err)
 	reply := make(chan result[added], 1)
@@ -173,13 +169,13 @@ func TestAddRejectsDuplicatesAfterNormalising(t *testing.T) {
 }
 
 func TestReportsAboutRemovedBackendsAreIgnored(t *testing.T) {
-	o := newOwner(t, Config{}, "http://a")
+	o := testOwner(t, Config{}, "http://a")
 	a := o.members[0].b
 	_, err := o.removeURL("http://a")
 	require.NoError(t, err)
 	again := o.addURL(t, "http://a")
 	require.NotSame(t, a, again)
-	o.handle(markMsg{b: a, up: true, reason: "stale"})
+	o.handle(markDownMsg{b: a, reason: "stale"})
 	o.handle(probeMsg{b: a, r: ProbeResult{OK: true, Reason: "stale"}})
 	assert.Equal(t, StateDown, o.members[0].state)
 }
@@ -227,10 +223,8 @@ func TestParseURL(t *testing.T) {
 }
 
 func TestStatusCarriesCountersAndChanges(t *testing.T) {
-	o := newOwner(t, Config{}, "http://a")
-	m := o.members[0]
-	o.enter(m, StateUp, "configured", CauseConfigured)
-	b := m.b
+	o := testOwner(t, Config{}, "http://a")
+	b := o.members[0].b
 	b.CountResponse(200)
 	b.CountResponse(204)
 	b.CountResponse(503)
@@ -239,7 +233,7 @@ func TestStatusCarriesCountersAndChanges(t *testing.T) {
 	b.CountConnectFailure()
 	o.handle(probeMsg{b: b, r: ProbeResult{OK: false, Reason: "status 500", Duration: 3 * time.Millisecond}})
 	o.handle(probeMsg{b: b, r: ProbeResult{OK: true, Reason: "200 OK", Duration: 40 * time.Millisecond}})
-	o.handle(markMsg{b: b, up: false, reason: "connection refused"})
+	o.handle(markDownMsg{b: b, reason: "connection refused"})
 
 	st := o.status().Backends[0]
 	assert.Equal(t, [5]uint64{0, 2, 0, 0, 1}, st.Responses)
@@ -272,7 +266,7 @@ func TestStatusCarriesCountersAndChanges(t *testing.T) {
 // A pick answered just before a Remove must not send a request to a backend
 // the owner has already dropped: the caller acquires, then sees Removed.
 func TestRemovedFlagClosesThePickAcquireGap(t *testing.T) {
-	o := newOwner(t, Config{}, "http://a")
+	o := testOwner(t, Config{}, "http://a")
 	r := o.pick(nil)
 	require.NoError(t, r.err)
 	b := r.val
@@ -284,7 +278,7 @@ func TestRemovedFlagClosesThePickAcquireGap(t *testing.T) {
 	b.Release()
 
 	// Adding it back, while a request still drains, clears the flag.
-	o2 := newOwner(t, Config{}, "http://c")
+	o2 := testOwner(t, Config{}, "http://c")
 	c := o2.members[0].b
 	c.Acquire()
 	_, err = o2.removeURL("http://c")

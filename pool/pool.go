@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/url"
 	"slices"
@@ -41,9 +40,10 @@ type Config struct {
 	// up backend down. Zero means 1. A connection failure reported with
 	// MarkDown takes it down at once, whatever this says.
 	UnhealthyThreshold int
-	// Logger receives one Info line per state change, from the owner loop,
-	// which must never block: give it a handler that does not wait for I/O
-	// (cmd/proxy queues its records). Nil means no logging.
+	// Logger receives one Info line per state change. The owner loop never
+	// waits for it: New puts a queue in front of it, which Run writes out on
+	// a goroutine of its own, dropping (and counting) records when the
+	// writer falls behind. Nil means no logging.
 	Logger *slog.Logger
 }
 
@@ -52,9 +52,9 @@ type Config struct {
 // must be running for them to be answered.
 type Pool struct {
 	cfg     Config
-	sel     selector
 	initial []*url.URL
 	mb      *actor.Mailbox[message]
+	logq    *actor.Queue[queuedRecord]
 	started atomic.Bool
 }
 
@@ -74,9 +74,11 @@ func New(cfg Config, backends ...string) (*Pool, error) {
 	}
 	cfg.HealthyThreshold = max(cfg.HealthyThreshold, 1)
 	cfg.UnhealthyThreshold = max(cfg.UnhealthyThreshold, 1)
+	logq := actor.NewQueue[queuedRecord](logQueueSize)
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	cfg.Logger = slog.New(queuedHandler{next: cfg.Logger.Handler(), q: logq})
 	var errs []error
 	seen := make(map[string]bool)
 	var urls []*url.URL
@@ -98,34 +100,33 @@ func New(cfg Config, backends ...string) (*Pool, error) {
 	}
 	return &Pool{
 		cfg:     cfg,
-		sel:     cfg.Strategy.selector(),
 		initial: urls,
 		mb:      actor.NewMailbox[message](mailboxSize),
+		logq:    logq,
 	}, nil
 }
 
 // Run is the owner loop. It serves the pool's messages until ctx ends and then
 // returns nil; after that every method returns actor.ErrStopped. Run may be
 // called only once.
+//
+// Beside the loop, Run writes the loop's log records on a goroutine of its
+// own, and returns only once that goroutine has written the last of them.
 func (p *Pool) Run(ctx context.Context) error {
 	if !p.started.CompareAndSwap(false, true) {
 		return ErrRunning
 	}
-	defer p.mb.Stop()
-	o := &owner{cfg: p.cfg, sel: p.sel, log: p.cfg.Logger}
-	for _, u := range p.initial {
-		mem := &member{b: newBackend(u)}
-		o.enter(mem, StateUp, "configured", CauseConfigured)
-		o.members = append(o.members, mem)
-	}
-	for {
-		select {
-		case m := <-p.mb.Inbox():
-			o.handle(m)
-		case <-ctx.Done():
-			return nil
-		}
-	}
+	// The writer outlives the loop by the time it takes to write what the
+	// loop logged last, so its context is not ctx but one cancelled after
+	// the loop has returned.
+	logCtx, stopLog := context.WithCancel(context.WithoutCancel(ctx))
+	logDone := make(chan struct{})
+	go func() { defer close(logDone); writeLog(logCtx, p.logq) }() // waited for on logDone, below
+	defer func() { stopLog(); <-logDone }()
+	defer p.mb.Stop() // runs first: callers learn at once that nobody will answer
+
+	newOwner(p.cfg, p.initial, p.cfg.Logger).run(ctx, p.mb.Inbox())
+	return nil
 }
 
 // Done is closed once Run has returned.
@@ -153,13 +154,7 @@ func (p *Pool) Pick(ctx context.Context, skip []*Backend) (*Backend, error) {
 // it when a connection to b cannot be made. It waits only for the message to
 // be queued, never for the owner to act on it.
 func (p *Pool) MarkDown(ctx context.Context, b *Backend, reason string) error {
-	return p.mb.Send(ctx, markMsg{b: b, up: false, reason: reason})
-}
-
-// MarkUp puts b back in rotation at once, recording reason. A draining or
-// removed backend stays out.
-func (p *Pool) MarkUp(ctx context.Context, b *Backend, reason string) error {
-	return p.mb.Send(ctx, markMsg{b: b, up: true, reason: reason})
+	return p.mb.Send(ctx, markDownMsg{b: b, reason: reason})
 }
 
 // ProbeResult is the outcome of one health check.

@@ -51,7 +51,7 @@ func TestPickRotatesThroughTheLoop(t *testing.T) {
 	assert.ErrorIs(t, err, pool.ErrNoBackend)
 }
 
-func TestMarkDownAndUp(t *testing.T) {
+func TestMarkDownAndBackUp(t *testing.T) {
 	p := pooltest.Start(t, pool.Config{}, urls(2)...)
 	ctx := context.Background()
 	a, err := p.Pick(ctx, nil)
@@ -69,7 +69,8 @@ func TestMarkDownAndUp(t *testing.T) {
 	assert.Equal(t, "connection refused", st.Backends[0].Reason)
 	assert.False(t, st.Backends[0].Alive())
 
-	require.NoError(t, p.MarkUp(ctx, a, "test"))
+	// A passing health check brings it back.
+	require.NoError(t, p.ReportProbe(ctx, a, pool.ProbeResult{OK: true, Reason: "test"}))
 	st, err = p.Status(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, 2, st.Up)
@@ -132,7 +133,7 @@ func TestLoopUnderFire(t *testing.T) {
 				if !assert.NoError(t, err) {
 					return
 				}
-				assert.NoError(t, p.MarkUp(ctx, b, "test"))
+				assert.NoError(t, p.ReportProbe(ctx, b, pool.ProbeResult{OK: true, Reason: "test"}))
 				time.Sleep(50 * time.Microsecond)
 				assert.NoError(t, p.MarkDown(ctx, b, "test"))
 				_, err = p.Status(ctx) // barrier: the owner has handled the mark-down
@@ -224,7 +225,6 @@ func TestEveryCallReturnsErrStoppedAfterRun(t *testing.T) {
 	_, err = p.Pick(bg, nil)
 	assert.ErrorIs(t, err, actor.ErrStopped)
 	assert.ErrorIs(t, p.MarkDown(bg, b, "x"), actor.ErrStopped)
-	assert.ErrorIs(t, p.MarkUp(bg, b, "x"), actor.ErrStopped)
 	assert.ErrorIs(t, p.ReportProbe(bg, b, pool.ProbeResult{OK: true}), actor.ErrStopped)
 	_, _, err = p.Add(bg, "http://new.test")
 	assert.ErrorIs(t, err, actor.ErrStopped)

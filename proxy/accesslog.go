@@ -3,24 +3,27 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
-	"sync/atomic"
 	"time"
+
+	"github.com/switchyard-proxy/switchyard/actor"
 )
 
 // AccessLog writes one JSON line per request, through log/slog, without
-// making any request wait for it: ServeHTTP hands each entry to a buffered
-// channel and moves on; Run, on a goroutine of its own, writes them out. When
-// the writer falls behind (a slow disk) and the channel is full, entries are
-// dropped and counted (switchyard_access_log_dropped_total), never waited for.
+// making any request wait for it: ServeHTTP offers each entry to an
+// actor.Queue and moves on; Run, on a goroutine of its own, writes them out.
+// When the writer falls behind (a slow disk) and the queue is full, entries
+// are dropped and counted (switchyard_access_log_dropped_total), never
+// waited for.
 //
 // Run is a long-lived goroutine: whoever runs the proxy runs it, and stops it
 // after the proxy's last handler has returned, so that no entry is lost.
 type AccessLog struct {
 	out     io.Writer
-	entries chan accessEntry
-	dropped atomic.Uint64
+	entries *actor.Queue[accessEntry]
 }
 
 type accessEntry struct {
@@ -37,49 +40,34 @@ type accessEntry struct {
 }
 
 // NewAccessLog returns an access log writing to w that holds up to buffer
-// entries waiting to be written. Zero means 8192.
-func NewAccessLog(w io.Writer, buffer int) *AccessLog {
-	if buffer <= 0 {
+// entries waiting to be written. Zero means 8192; a negative buffer is an
+// error.
+func NewAccessLog(w io.Writer, buffer int) (*AccessLog, error) {
+	switch {
+	case w == nil:
+		return nil, errors.New("proxy: access log writer is nil")
+	case buffer < 0:
+		return nil, fmt.Errorf("proxy: access log buffer must not be negative, got %d", buffer)
+	case buffer == 0:
 		buffer = 8192
 	}
-	return &AccessLog{out: w, entries: make(chan accessEntry, buffer)}
+	return &AccessLog{out: w, entries: actor.NewQueue[accessEntry](buffer)}, nil
 }
 
-// Dropped returns how many entries were dropped because the channel was full.
-func (a *AccessLog) Dropped() uint64 { return a.dropped.Load() }
+// Dropped returns how many entries were dropped because the queue was full.
+func (a *AccessLog) Dropped() uint64 { return a.entries.Dropped() }
 
-func (a *AccessLog) log(e accessEntry) {
-	select {
-	case a.entries <- e:
-	default:
-		a.dropped.Add(1)
-	}
-}
+func (a *AccessLog) log(e accessEntry) { a.entries.Offer(e) }
 
 // Run writes entries until ctx ends, then writes those still queued and
-// returns nil. It flushes whenever it has caught up, so a quiet proxy's log is
-// current and a busy one's is written in large blocks.
+// returns. It flushes whenever it has caught up, so a quiet proxy's log is
+// current and a busy one's is written in large blocks. A failed write shows
+// up as the error of a later flush, which Run returns at the end.
 func (a *AccessLog) Run(ctx context.Context) error {
 	w := bufio.NewWriterSize(a.out, 64<<10)
 	h := slog.NewJSONHandler(w, nil)
-	for {
-		select {
-		case e := <-a.entries:
-			a.write(h, e)
-		case <-ctx.Done():
-			for {
-				select {
-				case e := <-a.entries:
-					a.write(h, e)
-				default:
-					return w.Flush()
-				}
-			}
-		}
-		if len(a.entries) == 0 {
-			w.Flush() // a failed write shows up as the next one's error, if anywhere
-		}
-	}
+	a.entries.Drain(ctx, func(e accessEntry) { a.write(h, e) }, func() { w.Flush() })
+	return w.Flush()
 }
 
 func (a *AccessLog) write(h slog.Handler, e accessEntry) {

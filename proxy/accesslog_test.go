@@ -7,35 +7,21 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/switchyard-proxy/switchyard/pool/pooltest"
 	"github.com/switchyard-proxy/switchyard/proxy"
 )
-
-// stuckDisk is a writer that blocks until released, like a disk that has
-// stopped answering.
-type stuckDisk struct {
-	release chan struct{}
-	mu      sync.Mutex
-	data    strings.Builder
-}
-
-func (d *stuckDisk) Write(p []byte) (int, error) {
-	<-d.release
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.data.Write(p)
-}
 
 // A disk that stops answering costs access log lines, counted, never a
 // request's progress: every request completes while the writer is stuck.
 func TestAccessLogNeverBlocksRequests(t *testing.T) {
-	disk := &stuckDisk{release: make(chan struct{})}
-	al := proxy.NewAccessLog(disk, 4)
+	disk := pooltest.NewStuckWriter()
+	al, err := proxy.NewAccessLog(disk, 4)
+	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- al.Run(ctx) }() // waited for below
@@ -53,11 +39,11 @@ func TestAccessLogNeverBlocksRequests(t *testing.T) {
 	assert.LessOrEqual(t, dropped, uint64(n-5))
 	assert.GreaterOrEqual(t, dropped, uint64(n/2))
 
-	close(disk.release)
+	disk.Release()
 	cancel()
 	require.NoError(t, <-done)
 	lines := 0
-	sc := bufio.NewScanner(strings.NewReader(disk.data.String()))
+	sc := bufio.NewScanner(strings.NewReader(disk.String()))
 	for sc.Scan() {
 		var e map[string]any
 		require.NoError(t, json.Unmarshal(sc.Bytes(), &e))
@@ -71,7 +57,8 @@ func TestAccessLogNeverBlocksRequests(t *testing.T) {
 // The access log's fields for a request that was served.
 func TestAccessLogEntry(t *testing.T) {
 	pr, pw := io.Pipe()
-	al := proxy.NewAccessLog(pw, 0)
+	al, err := proxy.NewAccessLog(pw, 0)
+	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- al.Run(ctx); pw.Close() }() // waited for below

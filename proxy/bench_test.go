@@ -51,15 +51,18 @@ func BenchmarkServeHTTP(b *testing.B) {
 	done := make(chan struct{})
 	go func() { defer close(done); p.Run(ctx) }() // waited for below
 	defer func() { cancel(); <-done }()
-	px := proxy.New(p, proxy.Config{})
+	px := mustProxy(b, p, proxy.Config{})
 	defer px.CloseIdleConnections()
-	quiet := proxy.New(p, proxy.Config{DisableMetrics: true})
+	quiet := mustProxy(b, p, proxy.Config{DisableMetrics: true})
 	defer quiet.CloseIdleConnections()
-	al := proxy.NewAccessLog(io.Discard, 0)
+	al, err := proxy.NewAccessLog(io.Discard, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
 	alDone := make(chan struct{})
 	go func() { defer close(alDone); al.Run(ctx) }() // waited for below
 	defer func() { cancel(); <-alDone }()
-	logged := proxy.New(p, proxy.Config{AccessLog: al})
+	logged := mustProxy(b, p, proxy.Config{AccessLog: al})
 	defer logged.CloseIdleConnections()
 
 	for _, tc := range []struct {
@@ -84,4 +87,13 @@ func BenchmarkServeHTTP(b *testing.B) {
 		})
 	}
 	bare.Transport.(*http.Transport).CloseIdleConnections()
+}
+
+func mustProxy(b *testing.B, p proxy.Pool, cfg proxy.Config) *proxy.Proxy {
+	b.Helper()
+	px, err := proxy.New(p, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return px
 }

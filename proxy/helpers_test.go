@@ -37,9 +37,11 @@ func newFixture(t *testing.T, cfg proxy.Config, backends ...string) *fixture {
 	t.Helper()
 	p := pooltest.Start(t, pool.Config{}, backends...) // stopped by the last cleanup
 
+	px, err := proxy.New(p, cfg)
+	require.NoError(t, err)
 	f := &fixture{
 		pool:   p,
-		proxy:  proxy.New(p, cfg),
+		proxy:  px,
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
 	}
 	f.front = httptest.NewUnstartedServer(f.proxy)
@@ -61,11 +63,8 @@ func newFixture(t *testing.T, cfg proxy.Config, backends ...string) *fixture {
 // get sends a GET through the proxy and returns the status and body.
 func (f *fixture) get(t *testing.T, path string) (int, string) {
 	t.Helper()
-	res, err := f.client.Get(f.front.URL + path)
-	require.NoError(t, err)
-	defer res.Body.Close()
-	body := readAll(t, res)
-	return res.StatusCode, body
+	code, body, _ := pooltest.Get(t, f.client, f.front.URL+path)
+	return code, body
 }
 
 func readAll(t *testing.T, res *http.Response) string {
@@ -78,15 +77,7 @@ func readAll(t *testing.T, res *http.Response) string {
 // status returns the pool's view of the backend at url.
 func (f *fixture) status(t *testing.T, url string) pool.BackendStatus {
 	t.Helper()
-	st, err := f.pool.Status(context.Background())
-	require.NoError(t, err)
-	for _, b := range st.Backends {
-		if b.URL == url {
-			return b
-		}
-	}
-	require.Failf(t, "no such backend", "%s", url)
-	return pool.BackendStatus{}
+	return pooltest.StatusOf(t, f.pool, url)
 }
 
 // assertIdle waits for every backend's in-flight count to drop to zero: a

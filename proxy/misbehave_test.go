@@ -1,13 +1,11 @@
 package proxy_test
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,41 +13,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchyard-proxy/switchyard/pool"
+	"github.com/switchyard-proxy/switchyard/pool/pooltest"
 	"github.com/switchyard-proxy/switchyard/proxy"
 )
-
-// rawBackend is a backend that speaks whatever serve writes on each
-// connection, after the request head has been read.
-func rawBackend(t *testing.T, serve func(c net.Conn, req *http.Request)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				req, err := http.ReadRequest(bufio.NewReader(c))
-				if err != nil {
-					return
-				}
-				serve(c, req)
-			})
-		}
-	})
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	return "http://" + ln.Addr().String()
-}
 
 // A backend that accepts and never answers: 504 at the deadline, and the
 // proxy lets go of the connection.
 func TestBackendThatNeverAnswers(t *testing.T) {
 	released := make(chan struct{})
-	url := rawBackend(t, func(c net.Conn, _ *http.Request) {
+	url := pooltest.RawBackend(t, func(c net.Conn, _ *http.Request) {
 		io.Copy(io.Discard, c) // until the proxy closes its end
 		close(released)
 	})
@@ -65,7 +37,7 @@ func TestBackendThatNeverAnswers(t *testing.T) {
 }
 
 func TestBackendThatSpeaksGarbage(t *testing.T) {
-	url := rawBackend(t, func(c net.Conn, _ *http.Request) {
+	url := pooltest.RawBackend(t, func(c net.Conn, _ *http.Request) {
 		fmt.Fprint(c, "SSH-2.0-OpenSSH_9.6\r\nthis is not HTTP\r\n\r\n")
 	})
 	f := newFixture(t, proxy.Config{}, url)
@@ -76,7 +48,7 @@ func TestBackendThatSpeaksGarbage(t *testing.T) {
 }
 
 func TestBackendHeadersOverTheLimit(t *testing.T) {
-	url := rawBackend(t, func(c net.Conn, _ *http.Request) {
+	url := pooltest.RawBackend(t, func(c net.Conn, _ *http.Request) {
 		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nX-Big: %s\r\nContent-Length: 2\r\n\r\nok", strings.Repeat("a", 8<<10))
 	})
 	f := newFixture(t, proxy.Config{MaxResponseHeaderBytes: 4 << 10}, url)
@@ -92,7 +64,7 @@ func TestBackendClosesHalfWayThroughTheBody(t *testing.T) {
 		{"chunked", "Transfer-Encoding: chunked\r\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			url := rawBackend(t, func(c net.Conn, _ *http.Request) {
+			url := pooltest.RawBackend(t, func(c net.Conn, _ *http.Request) {
 				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\n%s\r\n", tc.head)
 				if strings.HasPrefix(tc.head, "Transfer") {
 					fmt.Fprintf(c, "64\r\n%s\r\n", strings.Repeat("x", 100))
@@ -124,7 +96,7 @@ func TestBackendClosesHalfWayThroughTheBody(t *testing.T) {
 // all, is not cut while it keeps sending.
 func TestSlowBackendIsNotCutWhileItSends(t *testing.T) {
 	const body = "slow but steady"
-	url := rawBackend(t, func(c net.Conn, _ *http.Request) {
+	url := pooltest.RawBackend(t, func(c net.Conn, _ *http.Request) {
 		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", len(body))
 		for i := range len(body) {
 			time.Sleep(20 * time.Millisecond)

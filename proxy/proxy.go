@@ -3,7 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
-	"io"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-proxy/switchyard/actor"
@@ -82,32 +83,27 @@ type Proxy struct {
 	metrics   *metrics // nil when disabled
 }
 
-// New returns a Proxy that sends requests to backends chosen by p.
-func New(p Pool, cfg Config) *Proxy {
-	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = 30 * time.Second
+// New returns a Proxy that sends requests to backends chosen by p. Zero
+// values in cfg mean the defaults documented on Config; a negative value is
+// an error naming the field, as are all of them at once.
+func New(p Pool, cfg Config) (*Proxy, error) {
+	var errs []error
+	if p == nil {
+		errs = append(errs, errors.New("proxy: Pool is nil"))
 	}
-	if cfg.RetryAfter <= 0 {
-		cfg.RetryAfter = time.Second
-	}
-	if cfg.MaxAttempts <= 0 {
-		cfg.MaxAttempts = 3
-	}
-	if cfg.DialTimeout <= 0 {
-		cfg.DialTimeout = 3 * time.Second
-	}
-	if cfg.IdleConnTimeout <= 0 {
-		cfg.IdleConnTimeout = 30 * time.Second
-	}
-	if cfg.MaxIdleConnsPerHost <= 0 {
-		cfg.MaxIdleConnsPerHost = 256
-	}
-	if cfg.MaxResponseHeaderBytes <= 0 {
-		cfg.MaxResponseHeaderBytes = 64 << 10
+	orDefault(&errs, "RequestTimeout", &cfg.RequestTimeout, 30*time.Second)
+	orDefault(&errs, "RetryAfter", &cfg.RetryAfter, time.Second)
+	orDefault(&errs, "MaxAttempts", &cfg.MaxAttempts, 3)
+	orDefault(&errs, "DialTimeout", &cfg.DialTimeout, 3*time.Second)
+	orDefault(&errs, "IdleConnTimeout", &cfg.IdleConnTimeout, 30*time.Second)
+	orDefault(&errs, "MaxIdleConnsPerHost", &cfg.MaxIdleConnsPerHost, 256)
+	orDefault(&errs, "MaxResponseHeaderBytes", &cfg.MaxResponseHeaderBytes, 64<<10)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	log := cfg.Logger
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		log = slog.New(slog.DiscardHandler)
 	}
 	transport := &http.Transport{
 		// Backends are reached directly, never through HTTP_PROXY.
@@ -134,7 +130,19 @@ func New(p Pool, cfg Config) *Proxy {
 		ErrorHandler: px.handleError,
 		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	return px
+	return px, nil
+}
+
+// orDefault applies the rule every constructor of this project follows: a
+// zero value means the documented default, a negative one is an error
+// naming the field.
+func orDefault[T int | int64 | time.Duration](errs *[]error, name string, v *T, def T) {
+	switch {
+	case *v < 0:
+		*errs = append(*errs, fmt.Errorf("proxy: %s must not be negative, got %v", name, *v))
+	case *v == 0:
+		*v = def
+	}
 }
 
 // requestState is one request's bookkeeping, shared between ServeHTTP and the
@@ -198,50 +206,6 @@ func (p *Proxy) Wait() { p.handlers.wait() }
 // CloseIdleConnections closes the idle connections to backends.
 func (p *Proxy) CloseIdleConnections() { p.transport.CloseIdleConnections() }
 
-// rewrite sets the forwarding headers. The backend's address is set per
-// attempt by the retrier. The Host header is the client's, untouched: the
-// backend sees the name the client asked for, as with HAProxy and Caddy.
-func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
-	// The server fills in the values of the client's trailers when the body
-	// has been read to its end, in the inbound request's map. The outbound
-	// request was cloned before that, with a copy of the map whose values
-	// would stay empty: share the map so that the trailers are forwarded.
-	if pr.In.Trailer != nil {
-		pr.Out.Trailer = pr.In.Trailer
-	}
-	// ReverseProxy has already removed the client's X-Forwarded-* headers. A
-	// trusted proxy in front of this one gets its values kept.
-	trusted := p.trusted(pr.In.RemoteAddr)
-	if trusted {
-		pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
-	}
-	pr.SetXForwarded()
-	if trusted {
-		for _, h := range []string{"X-Forwarded-Host", "X-Forwarded-Proto"} {
-			if v := pr.In.Header.Get(h); v != "" {
-				pr.Out.Header.Set(h, v)
-			}
-		}
-	}
-}
-
-func (p *Proxy) trusted(remoteAddr string) bool {
-	if len(p.cfg.TrustedProxies) == 0 {
-		return false
-	}
-	ap, err := netip.ParseAddrPort(remoteAddr)
-	if err != nil {
-		return false
-	}
-	ip := ap.Addr().Unmap()
-	for _, pfx := range p.cfg.TrustedProxies {
-		if pfx.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
-
 // handleError is the one place where a failed request gets its status:
 // 503 when no backend is up, 504 when the request timed out, 502 for anything
 // else a backend did wrong. The client never sees the error's text.
@@ -279,34 +243,46 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 	http.Error(w, http.StatusText(code), code)
 }
 
-// tracker counts running handlers. A sync.WaitGroup would not do: requests on
-// kept-alive connections may still start while Wait is waiting, and a
-// WaitGroup forbids Add from zero during a Wait.
+// tracker counts running handlers, so that the owner of the server can wait
+// for the ones http.Server.Shutdown does not wait for (upgraded connections).
+//
+// A sync.WaitGroup would not do: requests on kept-alive connections may
+// still start while Wait is waiting, and a WaitGroup forbids Add from zero
+// during a Wait. A mutex around the count would do, but every request would
+// take it twice, and the request path shares no lock between requests. So
+// the count is an atomic, and the mutex is taken only once someone waits:
+// by done when the count reaches zero, and by wait. The two atomics are
+// ordered so that one side always sees the other, as in WaitGroup: wait
+// sets waiting before it reads the count, done lowers the count before it
+// reads waiting. If done misses waiting, wait sees the count at zero and
+// returns; if wait sees a count above zero, done sees waiting and closes
+// idle.
 type tracker struct {
+	n       atomic.Int64
+	waiting atomic.Bool // set for good by the first wait
+
 	mu   sync.Mutex
-	n    int
 	idle chan struct{} // closed when n drops to zero; nil when nobody waits
 }
 
-func (t *tracker) add() {
-	t.mu.Lock()
-	t.n++
-	t.mu.Unlock()
-}
+func (t *tracker) add() { t.n.Add(1) }
 
 func (t *tracker) done() {
+	if t.n.Add(-1) != 0 || !t.waiting.Load() {
+		return // the common path: one atomic add, no lock
+	}
 	t.mu.Lock()
-	t.n--
-	if t.n == 0 && t.idle != nil {
+	defer t.mu.Unlock()
+	if t.n.Load() == 0 && t.idle != nil {
 		close(t.idle)
 		t.idle = nil
 	}
-	t.mu.Unlock()
 }
 
 func (t *tracker) wait() {
 	t.mu.Lock()
-	if t.n == 0 {
+	t.waiting.Store(true)
+	if t.n.Load() == 0 {
 		t.mu.Unlock()
 		return
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchyard-proxy/switchyard/pool"
+	"github.com/switchyard-proxy/switchyard/pool/pooltest"
 	"github.com/switchyard-proxy/switchyard/proxy"
 )
 
@@ -85,7 +86,8 @@ func TestPostWithBodyRetriedIntactWhenConnectionRefused(t *testing.T) {
 	assert.Equal(t, pool.StateDown, f.status(t, dead).State)
 
 	// The same with a body of unknown length (chunked).
-	require.NoError(t, f.pool.MarkUp(t.Context(), mustPick(t, f, dead), "test"))
+	// (A passing check brings the dead one back into rotation first.)
+	require.NoError(t, f.pool.ReportProbe(t.Context(), mustPick(t, f, dead), pool.ProbeResult{OK: true, Reason: "test"}))
 	res, err = f.client.Post(f.front.URL, "text/plain", io.MultiReader(strings.NewReader(payload)))
 	require.NoError(t, err)
 	defer res.Body.Close()
@@ -215,7 +217,7 @@ func TestNoErrorsAcrossAKillUnderLoad(t *testing.T) {
 // straight to the client) and then broke has been heard from: the request is
 // not sent again, so the client never sees two backends' answers.
 func TestNoRetryAfterAnInterimAnswer(t *testing.T) {
-	hinting := rawBackend(t, func(c net.Conn, _ *http.Request) {
+	hinting := pooltest.RawBackend(t, func(c net.Conn, _ *http.Request) {
 		fmt.Fprint(c, "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
 		time.Sleep(20 * time.Millisecond)
 		c.(*net.TCPConn).SetLinger(0)

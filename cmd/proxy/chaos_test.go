@@ -105,20 +105,16 @@ func TestChaos(t *testing.T) {
 
 	// Every request has been answered, but a handler releases its backend
 	// just after the client has the last byte: wait for that, bounded.
-	var last admin.StatusResponse
-	idle := pollUntil(5*time.Second, func() bool {
-		last = c.status()
-		if last.DrainingBackends != 0 {
-			return false
+	assert.EventuallyWithT(t, func(ct *assert.CollectT) {
+		st, err := c.fetchStatus()
+		require.NoError(ct, err)
+		assert.Zero(ct, st.DrainingBackends)
+		for _, b := range st.Backends {
+			assert.Zero(ct, b.CurrentConnections, b.URL)
+			assert.NotEqual(ct, "draining", b.State, b.URL)
 		}
-		for _, b := range last.Backends {
-			if b.CurrentConnections != 0 || b.State == "draining" {
-				return false
-			}
-		}
-		return true
-	})
-	assert.True(t, idle, "in-flight counts back to zero, nothing draining; the last status:\n%+v", last)
+	}, 5*time.Second, 10*time.Millisecond, "in-flight counts back to zero, nothing draining")
+	last := c.status()
 	// The pool lists exactly the backends the test put there.
 	var listed []string
 	for _, b := range last.Backends {
@@ -135,11 +131,9 @@ func TestChaos(t *testing.T) {
 	// Goroutines end a little after what they serve has closed: wait for
 	// the count to come back, bounded. The margin allows for the runtime's
 	// and the testing package's own comings and goings.
-	var after int
-	assert.True(t, pollUntil(10*time.Second, func() bool {
-		after = runtime.NumGoroutine()
-		return after <= goroutinesBefore+2
-	}), "goroutines left running: %d before, %d after", goroutinesBefore, after)
+	assert.Eventually(t, func() bool { return runtime.NumGoroutine() <= goroutinesBefore+2 },
+		10*time.Second, 10*time.Millisecond, "goroutines left running: %d before", goroutinesBefore)
+	after := runtime.NumGoroutine()
 	t.Logf("goroutines: %d before the program and backends started, %d after they stopped", goroutinesBefore, after)
 	goleak.VerifyNone(t, preexisting)
 }
@@ -349,34 +343,57 @@ func (c *chaos) inPool() []string {
 // waitAllUp waits for the first round of health checks to agree that every
 // configured backend is up.
 func (c *chaos) waitAllUp() {
-	require.True(c.t, pollUntil(5*time.Second, func() bool {
-		return c.status().ActiveBackends == chaosBackends
-	}), "the configured backends did not all come up")
+	require.EventuallyWithT(c.t, func(ct *assert.CollectT) {
+		st, err := c.fetchStatus()
+		require.NoError(ct, err)
+		assert.Equal(ct, chaosBackends, st.ActiveBackends)
+	}, 5*time.Second, 10*time.Millisecond, "the configured backends did not all come up")
 }
 
 func (c *chaos) status() admin.StatusResponse {
-	code, body := c.call(http.MethodGet, "/status", "")
-	require.Equal(c.t, http.StatusOK, code, "%s", body)
-	var st admin.StatusResponse
-	require.NoError(c.t, json.Unmarshal(body, &st))
+	st, err := c.fetchStatus()
+	require.NoError(c.t, err)
 	return st
+}
+
+// fetchStatus returns GET /status decoded, or why it could not; it fails
+// nothing, so that a condition polled off the test goroutine may call it.
+func (c *chaos) fetchStatus() (admin.StatusResponse, error) {
+	var st admin.StatusResponse
+	code, body, err := c.do(http.MethodGet, "/status", "")
+	if err == nil && code != http.StatusOK {
+		err = fmt.Errorf("status %d: %s", code, body)
+	}
+	if err == nil {
+		err = json.Unmarshal(body, &st)
+	}
+	return st, err
 }
 
 // call makes one admin request; url, if not empty, is sent as the body's url.
 func (c *chaos) call(method, path, url string) (int, []byte) {
 	c.t.Helper()
+	code, body, err := c.do(method, path, url)
+	require.NoError(c.t, err)
+	return code, body
+}
+
+func (c *chaos) do(method, path, url string) (int, []byte, error) {
 	var body io.Reader
 	if url != "" {
 		body = strings.NewReader(fmt.Sprintf(`{"url": %q}`, url))
 	}
 	req, err := http.NewRequest(method, c.adminURL+path, body)
-	require.NoError(c.t, err)
+	if err != nil {
+		return 0, nil, err
+	}
 	res, err := c.admin.Do(req)
-	require.NoError(c.t, err)
+	if err != nil {
+		return 0, nil, err
+	}
 	defer res.Body.Close()
 	data, err := io.ReadAll(res.Body)
-	require.NoError(c.t, err)
-	return res.StatusCode, data
+	return res.StatusCode, data, err
 }
 
 func (c *chaos) summary() string {
@@ -470,21 +487,6 @@ func checkAnswer(client *http.Client, url, path string) error {
 		return fmt.Errorf("status %d with a body that is not the backend's answer to %s: %q", res.StatusCode, path, body)
 	}
 	return nil
-}
-
-// pollUntil calls cond every 10ms until it returns true or timeout has
-// passed, and says whether it did. Unlike assert.Eventually, it calls cond on
-// the caller's goroutine, so that cond may use require, and it leaves nothing
-// running when it gives up.
-func pollUntil(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return true
 }
 
 // grepLines returns up to max lines of log that contain substr.

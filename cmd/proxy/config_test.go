@@ -302,3 +302,36 @@ func TestMappedTrustedProxies(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.1/32")}, cfg.TrustedProxies)
 }
+
+// file returns c as config.json would write it: loading that file gives c
+// back.
+func (c Config) file() configFile {
+	port := c.Port
+	f := configFile{
+		Port:                   &port,
+		Strategy:               string(c.Strategy),
+		HealthCheckFrequency:   c.HealthCheckFrequency.String(),
+		Backends:               c.Backends,
+		AdminAddr:              c.AdminAddr,
+		AdminToken:             c.AdminToken,
+		RequestTimeout:         c.RequestTimeout.String(),
+		ShutdownTimeout:        c.ShutdownTimeout.String(),
+		ShutdownDelay:          c.ShutdownDelay.String(),
+		HealthCheckTimeout:     c.HealthCheckTimeout.String(),
+		HealthCheckPath:        c.HealthCheckPath,
+		HealthyThreshold:       c.HealthyThreshold,
+		UnhealthyThreshold:     c.UnhealthyThreshold,
+		ReadHeaderTimeout:      c.ReadHeaderTimeout.String(),
+		IdleTimeout:            c.IdleTimeout.String(),
+		MaxHeaderBytes:         c.MaxHeaderBytes,
+		DialTimeout:            c.DialTimeout.String(),
+		BackendIdleTimeout:     c.BackendIdleTimeout.String(),
+		MaxIdleConnsPerBackend: c.MaxIdleConnsPerBackend,
+		Metrics:                c.Metrics,
+		AccessLog:              c.AccessLog,
+	}
+	for _, p := range c.TrustedProxies {
+		f.TrustedProxies = append(f.TrustedProxies, p.String())
+	}
+	return f
+}

@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/switchyard-proxy/switchyard/admin"
 	"github.com/switchyard-proxy/switchyard/health"
+	"github.com/switchyard-proxy/switchyard/pool/pooltest"
 )
 
 // Hostile clients (issue 8), against the whole program. TestClientHeaderLimits
@@ -45,11 +45,24 @@ func countingBackend(t *testing.T) (*httptest.Server, *atomic.Int64) {
 // poolStatus returns GET /status, decoded.
 func poolStatus(t *testing.T, c *http.Client, r *running) admin.StatusResponse {
 	t.Helper()
-	code, body := get(t, c, r.adminURL+"/status")
-	require.Equal(t, http.StatusOK, code, body)
-	var st admin.StatusResponse
-	require.NoError(t, json.Unmarshal([]byte(body), &st))
+	st, err := fetchStatus(c, r)
+	require.NoError(t, err)
 	return st
+}
+
+// fetchStatus is poolStatus for a condition polled off the test goroutine:
+// it fails nothing and says what went wrong.
+func fetchStatus(c *http.Client, r *running) (admin.StatusResponse, error) {
+	var st admin.StatusResponse
+	res, err := c.Get(r.adminURL + "/status")
+	if err != nil {
+		return st, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("GET /status: %s", res.Status)
+	}
+	return st, json.NewDecoder(res.Body).Decode(&st)
 }
 
 // dialProxy opens a raw connection to the proxy, closed at the end of the
@@ -226,9 +239,8 @@ func TestThousandsOfIdleConnections(t *testing.T) {
 	// wait waits until the server has a goroutine for every connection, so
 	// that it has set each one up before its memory is counted.
 	wait := func(n int) {
-		require.True(t, pollUntil(20*time.Second, func() bool {
-			return runtime.NumGoroutine() >= base.goroutines+n
-		}), "the proxy did not accept %d connections", n)
+		require.Eventually(t, func() bool { return runtime.NumGoroutine() >= base.goroutines+n },
+			20*time.Second, 10*time.Millisecond, "the proxy did not accept %d connections", n)
 	}
 
 	for range perKind {
@@ -307,49 +319,17 @@ func (m memSample) perConn(since memSample, n int) perConnCost {
 // whatever serve does with every other request, after reading its head.
 func misbehavingBackend(t *testing.T, serve func(c net.Conn, req *http.Request)) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns []net.Conn
-	)
-	// The cleanup closes the connections too, so that its wait is bounded
-	// whatever serve does.
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
+	return pooltest.RawBackend(t, func(c net.Conn, req *http.Request) {
+		if req.Header.Get("User-Agent") == health.DefaultUserAgent {
+			io.WriteString(c, healthyAnswer)
+			return
 		}
-		mu.Unlock()
-		wg.Wait()
+		serve(c, req)
 	})
-	wg.Go(func() { // the cleanup waits for it, and it for the connections'
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Go(func() {
-				defer c.Close()
-				req, err := http.ReadRequest(bufio.NewReader(c))
-				if err != nil {
-					return
-				}
-				if req.Header.Get("User-Agent") == health.DefaultUserAgent {
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-					return
-				}
-				serve(c, req)
-			})
-		}
-	})
-	return "http://" + ln.Addr().String()
 }
+
+// healthyAnswer is what a raw backend writes to pass a health check.
+const healthyAnswer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
 
 // outcome sends one request and sums up what the client got: the status and
 // body, or "broken" if the answer did not arrive whole.
@@ -448,12 +428,14 @@ func TestMisbehavingBackendBesideAGoodOne(t *testing.T) {
 			}
 			assert.Equal(t, want, got)
 
-			var st admin.StatusResponse
-			assert.True(t, pollUntil(5*time.Second, func() bool {
-				st = poolStatus(t, c, r)
-				require.Len(t, st.Backends, 2)
-				return st.Backends[0].CurrentConnections == 0 && st.Backends[1].CurrentConnections == 0
-			}), "nothing left in flight: %+v", st.Backends)
+			assert.EventuallyWithT(t, func(ct *assert.CollectT) {
+				st, err := fetchStatus(c, r)
+				require.NoError(ct, err)
+				require.Len(ct, st.Backends, 2)
+				assert.Zero(ct, st.Backends[0].CurrentConnections)
+				assert.Zero(ct, st.Backends[1].CurrentConnections)
+			}, 5*time.Second, 10*time.Millisecond, "nothing left in flight")
+			st := poolStatus(t, c, r)
 			assert.Equal(t, bad, st.Backends[0].URL)
 			assert.Equal(t, "up", st.Backends[0].State, "the bad backend is still in rotation")
 			assert.Zero(t, st.Backends[0].Failures)

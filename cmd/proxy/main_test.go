@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,47 +14,19 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/switchyard-proxy/switchyard/pool/pooltest"
 )
 
 // goleak checks, after all tests, that every goroutine run started has
 // ended: run must leave nothing behind when its context is cancelled.
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// syncBuffer is a bytes.Buffer that run's goroutines can write while the test
-// reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// freePort returns a port nothing listens on, on any interface, for the moment.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", ":0")
-	require.NoError(t, err)
-	port := ln.Addr().(*net.TCPAddr).Port
-	require.NoError(t, ln.Close())
-	return port
-}
 
 // writeConfig writes fields as a config file and returns its path.
 func writeConfig(t *testing.T, fields map[string]any) string {
@@ -71,8 +42,8 @@ func writeConfig(t *testing.T, fields map[string]any) string {
 func testConfig(t *testing.T, backends ...string) map[string]any {
 	t.Helper()
 	return map[string]any{
-		"port":                   freePort(t),
-		"admin_addr":             "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		"port":                   pooltest.FreePort(t),
+		"admin_addr":             "127.0.0.1:" + strconv.Itoa(pooltest.FreePort(t)),
 		"backends":               backends,
 		"health_check_frequency": "200ms",
 		"health_check_timeout":   "100ms",
@@ -84,7 +55,7 @@ func testConfig(t *testing.T, backends ...string) map[string]any {
 type running struct {
 	cancel         context.CancelFunc
 	code           chan int
-	stdout, stderr *syncBuffer
+	stdout, stderr *pooltest.SyncBuffer
 	proxyURL       string
 	adminURL       string
 }
@@ -96,7 +67,7 @@ func start(t *testing.T, cfg map[string]any, args ...string) *running {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{
 		cancel: cancel, code: make(chan int, 1),
-		stdout: &syncBuffer{}, stderr: &syncBuffer{},
+		stdout: &pooltest.SyncBuffer{}, stderr: &pooltest.SyncBuffer{},
 		proxyURL: fmt.Sprintf("http://127.0.0.1:%d", cfg["port"]),
 		adminURL: "http://" + cfg["admin_addr"].(string),
 	}
@@ -141,12 +112,8 @@ func newClient(t *testing.T) *http.Client {
 
 func get(t *testing.T, c *http.Client, url string) (int, string) {
 	t.Helper()
-	resp, err := c.Get(url)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp.StatusCode, string(body)
+	code, body, _ := pooltest.Get(t, c, url)
+	return code, body
 }
 
 // answer is what a client got for a request sent by getAsync.
@@ -247,7 +214,7 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "config.json")
 			require.NoError(t, os.WriteFile(path, []byte(tc.file), 0o600))
-			var stdout, stderr syncBuffer
+			var stdout, stderr pooltest.SyncBuffer
 			code := run(context.Background(), []string{"-config", path}, &stdout, &stderr)
 			assert.Equal(t, exitUsage, code)
 			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
@@ -275,7 +242,7 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		{[]string{"extra"}, `unexpected argument "extra"`},
 		{[]string{"-config", filepath.Join(t.TempDir(), "missing.json")}, "no such file or directory"},
 	} {
-		var stdout, stderr syncBuffer
+		var stdout, stderr pooltest.SyncBuffer
 		args := append([]string{"-config", path}, tc.args...)
 		assert.Equal(t, exitUsage, run(context.Background(), args, &stdout, &stderr), tc.args)
 		assert.Contains(t, stderr.String(), tc.want, tc.args)
@@ -290,7 +257,7 @@ func TestRunPortInUse(t *testing.T) {
 
 	cfg := testConfig(t)
 	cfg["port"] = busyPort
-	var stdout, stderr syncBuffer
+	var stdout, stderr pooltest.SyncBuffer
 	code := run(context.Background(), []string{"-config", writeConfig(t, cfg)}, &stdout, &stderr)
 	assert.Equal(t, exitFail, code)
 	assert.Equal(t, 1, strings.Count(stderr.String(), "\n"), "one line:\n%s", stderr.String())
@@ -306,7 +273,7 @@ func TestRunPortInUse(t *testing.T) {
 	defer busyAdmin.Close()
 	cfg = testConfig(t)
 	cfg["admin_addr"] = busyAdmin.Addr().String()
-	stderr = syncBuffer{}
+	stderr = pooltest.SyncBuffer{}
 	code = run(context.Background(), []string{"-config", writeConfig(t, cfg)}, &stdout, &stderr)
 	assert.Equal(t, exitFail, code)
 	assert.Contains(t, stderr.String(), "cannot start: admin_addr: ")
@@ -315,7 +282,7 @@ func TestRunPortInUse(t *testing.T) {
 func TestDemo(t *testing.T) {
 	var backends []string
 	for range 3 {
-		backends = append(backends, fmt.Sprintf("http://127.0.0.1:%d", freePort(t)))
+		backends = append(backends, fmt.Sprintf("http://127.0.0.1:%d", pooltest.FreePort(t)))
 	}
 	r := start(t, testConfig(t, backends...), "-demo")
 	c := newClient(t)
@@ -342,7 +309,7 @@ func TestDemo(t *testing.T) {
 func TestDemoNeedsLocalBackends(t *testing.T) {
 	for _, backends := range [][]string{nil, {"http://example.com:8082"}, {"https://localhost:8443"}} {
 		cfg := testConfig(t, backends...)
-		var stdout, stderr syncBuffer
+		var stdout, stderr pooltest.SyncBuffer
 		code := run(context.Background(), []string{"-config", writeConfig(t, cfg), "-demo"}, &stdout, &stderr)
 		assert.Equal(t, exitUsage, code, backends)
 		assert.Contains(t, stderr.String(), "-demo: ", backends)
@@ -491,7 +458,7 @@ func TestShutdownClosesUpgradedConnections(t *testing.T) {
 func TestAdminTokenFromEnvironment(t *testing.T) {
 	t.Setenv("PROXY_ADMIN_TOKEN", "env-token")
 	cfg := testConfig(t)
-	adminPort := freePort(t)
+	adminPort := pooltest.FreePort(t)
 	cfg["admin_addr"] = fmt.Sprintf("0.0.0.0:%d", adminPort)
 	r := start(t, cfg)
 	c := newClient(t)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,12 +12,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/switchyard-proxy/switchyard/pool/pooltest"
 )
 
 // flakyBackend passes its health checks (GET /health) but resets every other
@@ -26,28 +26,13 @@ import (
 // elsewhere, a POST gets 502.
 func flakyBackend(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				req, err := http.ReadRequest(bufio.NewReader(c))
-				if err == nil && req.URL.Path == "/health" {
-					fmt.Fprint(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-					return
-				}
-				c.(*net.TCPConn).SetLinger(0)
-			})
+	return pooltest.RawBackend(t, func(c net.Conn, req *http.Request) {
+		if req.URL.Path == "/health" {
+			io.WriteString(c, healthyAnswer)
+			return
 		}
+		c.(*net.TCPConn).SetLinger(0)
 	})
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	return "http://" + ln.Addr().String()
 }
 
 // scrape returns the value of one series in the admin API's /metrics, as
@@ -151,7 +136,7 @@ func TestMetricsAndAccessLog(t *testing.T) {
 
 	// Adding a backend adds its series; removing one deletes them, so the
 	// label set stays as large as the pool.
-	dead := "http://127.0.0.1:" + strconv.Itoa(freePort(t))
+	dead := "http://127.0.0.1:" + strconv.Itoa(pooltest.FreePort(t))
 	res, err = c.Post(r.adminURL+"/backends", "application/json", strings.NewReader(`{"url": "`+dead+`"}`))
 	require.NoError(t, err)
 	res.Body.Close()

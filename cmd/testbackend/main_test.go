@@ -1,49 +1,22 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/switchyard-proxy/switchyard/pool/pooltest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", ":0")
-	require.NoError(t, err)
-	port := ln.Addr().(*net.TCPAddr).Port
-	require.NoError(t, ln.Close())
-	return port
-}
 
 func env(port int) func(string) string {
 	return func(k string) string {
@@ -60,7 +33,7 @@ func serves(t *testing.T, port int, args []string, getenv func(string) string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stderr syncBuffer
+	var stderr pooltest.SyncBuffer
 	code := make(chan int, 1)
 	go func() { code <- run(ctx, args, getenv, &stderr) }() // waited for below, on code
 
@@ -90,12 +63,12 @@ func serves(t *testing.T, port int, args []string, getenv func(string) string) {
 }
 
 func TestPortFromEnvironment(t *testing.T) {
-	port := freePort(t)
+	port := pooltest.FreePort(t)
 	serves(t, port, nil, env(port))
 }
 
 func TestPortFlagWinsOverEnvironment(t *testing.T) {
-	port := freePort(t)
+	port := pooltest.FreePort(t)
 	serves(t, port, []string{"-port", strconv.Itoa(port)}, env(1))
 }
 
@@ -109,7 +82,7 @@ func TestBadPort(t *testing.T) {
 		{nil, "eighty", `PORT must be a port number, got "eighty"`},
 		{[]string{"-port", "x"}, "", `invalid value "x" for flag -port`},
 	} {
-		var stderr syncBuffer
+		var stderr pooltest.SyncBuffer
 		getenv := func(string) string { return tc.env }
 		assert.Equal(t, 2, run(context.Background(), tc.args, getenv, &stderr), tc.args)
 		assert.Contains(t, stderr.String(), tc.want)

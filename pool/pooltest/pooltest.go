@@ -1,8 +1,20 @@
-// Package pooltest runs a pool for the length of a test.
+// Package pooltest holds what the tests of this module share: a pool run for
+// the length of a test, and the small helpers that tests driving real
+// servers keep needing (a free port, a buffer that concurrent writers may
+// share with the test, a GET that reads the whole answer).
+//
+// Goroutines: Start runs the pool's owner loop on a goroutine of its own,
+// which the test's Cleanup stops and waits for.
 package pooltest
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"io"
+	"net"
+	"net/http"
+	"sync"
 	"testing"
 
 	"github.com/switchyard-proxy/switchyard/pool"
@@ -28,4 +40,144 @@ func Start(t testing.TB, cfg pool.Config, urls ...string) *pool.Pool {
 		}
 	})
 	return p
+}
+
+// SyncBuffer is a bytes.Buffer that a server's goroutines may write (as its
+// log, or a program's stderr) while the test reads it.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// FreePort returns a TCP port that nothing listens on, on any interface, for
+// the moment: the proxy listens on every interface, so a port that is free
+// only on 127.0.0.1 would not do.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatalf("pooltest: %v", err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	if err := ln.Close(); err != nil {
+		t.Fatalf("pooltest: %v", err)
+	}
+	return port
+}
+
+// Get sends a GET with c and returns the status, the whole body and the
+// headers. A failed request or read fails the test.
+func Get(t testing.TB, c *http.Client, url string) (int, string, http.Header) {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("pooltest: GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("pooltest: reading %s: %v", url, err)
+	}
+	return resp.StatusCode, string(body), resp.Header
+}
+
+// StuckWriter is a writer that blocks every Write until Release is called,
+// like a disk or a terminal that has stopped answering. What is written
+// after that is kept and returned by String.
+type StuckWriter struct {
+	release chan struct{}
+	once    sync.Once
+	buf     SyncBuffer
+}
+
+// NewStuckWriter returns a writer that is stuck until Release.
+func NewStuckWriter() *StuckWriter { return &StuckWriter{release: make(chan struct{})} }
+
+func (w *StuckWriter) Write(p []byte) (int, error) {
+	<-w.release
+	return w.buf.Write(p)
+}
+
+// Release lets every waiting and future Write through.
+func (w *StuckWriter) Release() { w.once.Do(func() { close(w.release) }) }
+
+// String returns what has been written.
+func (w *StuckWriter) String() string { return w.buf.String() }
+
+// RawBackend is a backend for tests of misbehaviour: on each connection it
+// reads one request head with the standard library and hands the connection
+// to serve, which writes whatever it likes (garbage, a reset, half a
+// response); the connection is closed when serve returns. It returns the
+// backend's URL. The test's Cleanup closes the listener and every connection
+// still open, so its wait for the goroutines is bounded whatever serve does.
+func RawBackend(t testing.TB, serve func(c net.Conn, req *http.Request)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("pooltest: %v", err)
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() { // the cleanup waits for it, and it for the connections'
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Go(func() {
+				defer c.Close()
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				serve(c, req)
+			})
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// StatusOf returns the pool's view of the backend at url, failing the test
+// if the pool does not list it.
+func StatusOf(t testing.TB, p *pool.Pool, url string) pool.BackendStatus {
+	t.Helper()
+	st, err := p.Status(context.Background())
+	if err != nil {
+		t.Fatalf("pooltest: %v", err)
+	}
+	for _, b := range st.Backends {
+		if b.URL == url {
+			return b
+		}
+	}
+	t.Fatalf("pooltest: no backend %s in the pool", url)
+	return pool.BackendStatus{}
 }

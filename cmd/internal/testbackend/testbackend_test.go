@@ -2,7 +2,6 @@ package testbackend
 
 import (
 	"context"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -12,48 +11,40 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/switchyard-proxy/switchyard/pool/pooltest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-func get(t *testing.T, url string) (int, string, http.Header) {
-	t.Helper()
-	resp, err := http.Get(url)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp.StatusCode, string(body), resp.Header
-}
 
 func TestHandler(t *testing.T) {
 	srv := httptest.NewServer(Handler(":8082"))
 	t.Cleanup(srv.Close)
 
-	code, body, h := get(t, srv.URL+"/some/path?x=1")
+	code, body, h := pooltest.Get(t, http.DefaultClient, srv.URL+"/some/path?x=1")
 	assert.Equal(t, http.StatusOK, code)
 	assert.Equal(t, "backend :8082 - GET /some/path?x=1\n", body)
 	assert.Equal(t, ":8082", h.Get("X-Backend"))
 
-	code, body, _ = get(t, srv.URL+"/health")
+	code, body, _ = pooltest.Get(t, http.DefaultClient, srv.URL+"/health")
 	assert.Equal(t, http.StatusOK, code)
 	assert.Equal(t, "ok\n", body)
 
-	code, _, _ = get(t, srv.URL+"/health?status=503")
+	code, _, _ = pooltest.Get(t, http.DefaultClient, srv.URL+"/health?status=503")
 	assert.Equal(t, http.StatusServiceUnavailable, code, "a demo can make a backend fail its health check")
 
-	code, body, _ = get(t, srv.URL+"/?status=503")
+	code, body, _ = pooltest.Get(t, http.DefaultClient, srv.URL+"/?status=503")
 	assert.Equal(t, http.StatusServiceUnavailable, code)
 	assert.Contains(t, body, "backend :8082")
 
 	for _, q := range []string{"status=99", "status=600", "status=abc", "status=100", "sleep=abc", "sleep=-1s", "sleep=1000h"} {
-		code, body, _ = get(t, srv.URL+"/?"+q)
+		code, body, _ = pooltest.Get(t, http.DefaultClient, srv.URL+"/?"+q)
 		assert.Equal(t, http.StatusBadRequest, code, q)
 		assert.Contains(t, body, ":8082", q)
 	}
 
 	start := time.Now()
-	code, _, _ = get(t, srv.URL+"/?sleep=50ms")
+	code, _, _ = pooltest.Get(t, http.DefaultClient, srv.URL+"/?sleep=50ms")
 	assert.Equal(t, http.StatusOK, code)
 	assert.GreaterOrEqual(t, time.Since(start), 50*time.Millisecond)
 }
@@ -100,7 +91,7 @@ func TestListenAllIsAllOrNothing(t *testing.T) {
 	srv := Server("x", nil)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lns[0]) }() // the test waits for it on served
-	code, body, _ := get(t, "http://"+freeAddr+"/")
+	code, body, _ := pooltest.Get(t, http.DefaultClient, "http://"+freeAddr+"/")
 	assert.Equal(t, http.StatusOK, code)
 	assert.Equal(t, "backend x - GET /\n", body)
 	require.NoError(t, srv.Shutdown(context.Background()))

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/switchyard-proxy/switchyard/health"
+	"github.com/switchyard-proxy/switchyard/pool"
+	"github.com/switchyard-proxy/switchyard/proxy"
+)
+
+// check parses and validates every field, one concern at a time, and
+// reports every problem at once. Each package parses its own input
+// (pool.ParseURL, health.ParsePath, proxy.ParseTrustedProxy, ...); this file
+// only gathers the answers and names the fields.
+func (f configFile) check() (Config, error) {
+	var c Config
+	var ps problems
+	f.checkListeners(&c, &ps) // first: the port is needed below
+	f.checkPool(&c, &ps)
+	f.checkHealth(&c, &ps)
+	f.checkProxy(&c, &ps)
+	f.checkOutput(&c, &ps)
+	if err := errors.Join(ps...); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// problems collects what is wrong with a file, one error per problem, each
+// starting with the name of its field.
+type problems []error
+
+func (ps *problems) add(field, format string, args ...any) {
+	*ps = append(*ps, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+}
+
+// positive parses a duration that must be greater than zero.
+func (ps *problems) positive(field, s string) time.Duration {
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		ps.add(field, "must be a positive duration such as %q, got %q", "10s", s)
+		return 0
+	}
+	return d
+}
+
+// atLeast checks a number against its least allowed value.
+func (ps *problems) atLeast(field string, n, least int) int {
+	if n < least {
+		ps.add(field, "must be at least %d, got %d", least, n)
+	}
+	return n
+}
+
+// checkListeners: where the proxy and its admin API listen, and who may
+// use the admin API.
+func (f configFile) checkListeners(c *Config, ps *problems) {
+	switch {
+	case f.Port == nil:
+		ps.add("port", "missing; set the port the proxy listens on, 1 to 65535")
+	case *f.Port < 1 || *f.Port > 65535:
+		ps.add("port", "must be between 1 and 65535, got %d", *f.Port)
+	default:
+		c.Port = *f.Port
+	}
+
+	c.AdminToken = f.AdminToken
+	if strings.ContainsFunc(f.AdminToken, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+		// HTTP trims header values, so such a token could never match.
+		ps.add("admin_token", "must not contain spaces or control characters")
+	}
+	host, port, err := net.SplitHostPort(f.AdminAddr)
+	if err != nil {
+		ps.add("admin_addr", "must be host:port such as %q, got %q", "127.0.0.1:8081", f.AdminAddr)
+		return
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		ps.add("admin_addr", "port must be between 1 and 65535, got %q", port)
+		return
+	}
+	c.AdminAddr = f.AdminAddr
+	if n == c.Port {
+		// The proxy listens on every interface, this one included.
+		ps.add("admin_addr", "port %d is also the proxy's port", n)
+	}
+	if !isLoopback(host) && c.AdminToken == "" {
+		// Issue 6, "Safe by default": the admin API can remove every
+		// backend, so it is open without a token only to this machine.
+		ps.add("admin_addr", "%q is reachable from other machines, so an admin token is required: set admin_token or %s, or use 127.0.0.1", f.AdminAddr, tokenEnv)
+	}
+}
+
+// checkPool: the backends and how the pool chooses among them.
+func (f configFile) checkPool(c *Config, ps *problems) {
+	if s, err := pool.ParseStrategy(f.Strategy); err != nil {
+		ps.add("strategy", "must be %q or %q, got %q", pool.RoundRobin, pool.LeastConnections, f.Strategy)
+	} else {
+		c.Strategy = s
+	}
+	seen := make(map[string]int)
+	for i, raw := range f.Backends {
+		field := fmt.Sprintf("backends[%d]", i)
+		u, err := pool.ParseURL(raw)
+		if err != nil {
+			ps.add(field, "%s", strings.TrimPrefix(err.Error(), "pool: "))
+			continue
+		}
+		key := u.String()
+		if j, dup := seen[key]; dup {
+			ps.add(field, "%q is the same backend as backends[%d] (%s)", raw, j, key)
+			continue
+		}
+		if c.Port != 0 && isSelf(u, c.Port) {
+			// Each request would come back to the proxy and go round until
+			// it timed out, holding a connection per turn.
+			ps.add(field, "%q is this proxy itself (port %d)", raw, c.Port)
+			continue
+		}
+		seen[key] = i
+		c.Backends = append(c.Backends, key)
+	}
+	c.HealthyThreshold = ps.atLeast("healthy_threshold", f.HealthyThreshold, 1)
+	c.UnhealthyThreshold = ps.atLeast("unhealthy_threshold", f.UnhealthyThreshold, 1)
+}
+
+// checkHealth: the active health checks.
+func (f configFile) checkHealth(c *Config, ps *problems) {
+	c.HealthCheckFrequency = ps.positive("health_check_frequency", f.HealthCheckFrequency)
+	if c.HealthCheckFrequency > 0 && c.HealthCheckFrequency < 10*time.Millisecond {
+		ps.add("health_check_frequency", "must be at least 10ms, got %q", f.HealthCheckFrequency)
+	}
+	if f.HealthCheckTimeout == "" {
+		// Not set: 2s, unless the file asks for checks more often than that,
+		// as the original program's files may ("health_check_frequency":
+		// "1s"); such a file must still load.
+		c.HealthCheckTimeout = min(2*time.Second, c.HealthCheckFrequency/2)
+	} else {
+		c.HealthCheckTimeout = ps.positive("health_check_timeout", f.HealthCheckTimeout)
+	}
+	if c.HealthCheckTimeout > 0 && c.HealthCheckFrequency > 0 && c.HealthCheckTimeout >= c.HealthCheckFrequency {
+		// Otherwise one round of probes could still run when the next is due.
+		ps.add("health_check_timeout", "must be less than health_check_frequency (%s), got %s", c.HealthCheckFrequency, c.HealthCheckTimeout)
+	}
+	if _, err := health.ParsePath(f.HealthCheckPath); err != nil {
+		ps.add("health_check_path", "must be a path starting with \"/\", got %q", f.HealthCheckPath)
+	} else {
+		c.HealthCheckPath = f.HealthCheckPath
+	}
+}
+
+// checkProxy: the data path's limits and timeouts, on both sides, and the
+// shutdown.
+func (f configFile) checkProxy(c *Config, ps *problems) {
+	c.RequestTimeout = ps.positive("request_timeout", f.RequestTimeout)
+	c.ShutdownTimeout = ps.positive("shutdown_timeout", f.ShutdownTimeout)
+	if d, err := time.ParseDuration(f.ShutdownDelay); err != nil || d < 0 {
+		ps.add("shutdown_delay", "must be a duration of zero or more such as %q, got %q", "5s", f.ShutdownDelay)
+	} else {
+		c.ShutdownDelay = d
+	}
+	for i, s := range f.TrustedProxies {
+		p, err := proxy.ParseTrustedProxy(s)
+		if err != nil {
+			ps.add(fmt.Sprintf("trusted_proxies[%d]", i), "must be an IP address or a CIDR prefix such as %q, got %q", "10.0.0.0/8", s)
+			continue
+		}
+		c.TrustedProxies = append(c.TrustedProxies, p)
+	}
+	c.ReadHeaderTimeout = ps.positive("read_header_timeout", f.ReadHeaderTimeout)
+	c.IdleTimeout = ps.positive("idle_timeout", f.IdleTimeout)
+	// Below a few KiB, ordinary browsers' cookies and headers would be refused.
+	c.MaxHeaderBytes = ps.atLeast("max_header_bytes", f.MaxHeaderBytes, 4096)
+	c.DialTimeout = ps.positive("dial_timeout", f.DialTimeout)
+	c.BackendIdleTimeout = ps.positive("backend_idle_timeout", f.BackendIdleTimeout)
+	c.MaxIdleConnsPerBackend = ps.atLeast("max_idle_conns_per_backend", f.MaxIdleConnsPerBackend, 1)
+}
+
+// checkOutput: what the proxy tells about itself.
+func (f configFile) checkOutput(c *Config, ps *problems) {
+	c.Metrics = f.Metrics
+	if strings.TrimSpace(f.AccessLog) == "" {
+		ps.add("access_log", "must be %q, %q or a file path, got %q", "off", "stdout", f.AccessLog)
+	} else {
+		c.AccessLog = f.AccessLog
+	}
+}

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+
+	"github.com/switchyard-proxy/switchyard/cmd/internal/testbackend"
+)
+
+// listeners are the program's bound sockets.
+type listeners struct {
+	proxy, admin net.Listener
+	demo         []net.Listener // in the order of the addresses asked for
+	demoAddrs    []string
+}
+
+func (l listeners) close() {
+	for _, ln := range append([]net.Listener{l.proxy, l.admin}, l.demo...) {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+}
+
+// listen binds every socket the program needs, or none. Its error names the
+// config field (or flag) whose address could not be bound.
+func listen(cfg Config, demoAddrs []string) (l listeners, err error) {
+	defer func() {
+		if err != nil {
+			l.close()
+		}
+	}()
+	if l.proxy, err = net.Listen("tcp", ":"+strconv.Itoa(cfg.Port)); err != nil {
+		return l, fmt.Errorf("port: %w", err)
+	}
+	if l.admin, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
+		return l, fmt.Errorf("admin_addr: %w", err)
+	}
+	if l.demo, err = testbackend.ListenAll(demoAddrs); err != nil {
+		return l, fmt.Errorf("-demo: %w", err)
+	}
+	l.demoAddrs = demoAddrs
+	return l, nil
+}
+
+// accessLogFile is where access_log says the access log goes: nowhere (w is
+// nil), stdout, or a file opened for appending.
+type accessLogFile struct {
+	w io.Writer
+	f *os.File
+}
+
+func openAccessLog(dest string, stdout io.Writer) (accessLogFile, error) {
+	switch dest {
+	case "off":
+		return accessLogFile{}, nil
+	case "stdout":
+		return accessLogFile{w: stdout}, nil
+	}
+	f, err := os.OpenFile(dest, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return accessLogFile{}, err
+	}
+	return accessLogFile{w: f, f: f}, nil
+}
+
+func (a accessLogFile) Close() {
+	if a.f != nil {
+		a.f.Close()
+	}
+}
