@@ -38,8 +38,9 @@ const callTimeout = 5 * time.Second
 
 // Pool is what the admin API needs from the pool. *pool.Pool satisfies it.
 type Pool interface {
-	Add(ctx context.Context, raw string) (*pool.Backend, pool.BackendStatus, error)
+	Add(ctx context.Context, s pool.Spec) (*pool.Backend, pool.BackendStatus, error)
 	Remove(ctx context.Context, raw string) (pool.BackendStatus, error)
+	Update(ctx context.Context, raw string, weight *int, admin *pool.AdminState) (pool.BackendStatus, error)
 	Status(ctx context.Context) (pool.Status, error)
 }
 
@@ -67,6 +68,9 @@ type Config struct {
 	// Metrics serves GET /metrics, the Prometheus exposition. Nil means the
 	// route answers 404.
 	Metrics http.Handler
+	// Info supplies what /status shows beyond the pool's own snapshot. Nil
+	// means nothing more.
+	Info func() Info
 	// Logger receives each change to the pool made through the API at Info,
 	// with the client's address. Nil means no logging.
 	Logger *slog.Logger
@@ -78,6 +82,7 @@ type Handler struct {
 	prober       Prober
 	shuttingDown <-chan struct{}
 	metrics      http.Handler
+	info         func() Info
 	log          *slog.Logger
 	// tokenHash is the SHA-256 of Config.Token, nil when there is none.
 	// Comparing hashes keeps the comparison constant-time in the token's
@@ -96,6 +101,7 @@ func New(p Pool, cfg Config) (*Handler, error) {
 		prober:       cfg.Prober,
 		shuttingDown: cfg.ShuttingDown,
 		metrics:      cfg.Metrics,
+		info:         cfg.Info,
 		log:          cfg.Logger,
 	}
 	if h.log == nil {
@@ -125,11 +131,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.status(w, r)
 		}
 	case "/backends":
-		if allow(w, r, http.MethodPost, http.MethodDelete) {
-			if r.Method == http.MethodPost {
+		if allow(w, r, http.MethodPost, http.MethodDelete, http.MethodPatch) {
+			switch r.Method {
+			case http.MethodPost:
 				h.add(w, r)
-			} else {
+			case http.MethodDelete:
 				h.remove(w, r)
+			default:
+				h.update(w, r)
 			}
 		}
 	case "/healthz":
@@ -182,7 +191,11 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 		h.poolError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, newStatusResponse(st))
+	var info Info
+	if h.info != nil {
+		info = h.info()
+	}
+	writeJSON(w, http.StatusOK, newStatusResponse(st, info))
 }
 
 // mutation is the context for a call that changes the pool. It is not
@@ -192,16 +205,20 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 func mutation(r *http.Request) context.Context { return context.WithoutCancel(r.Context()) }
 
 func (h *Handler) add(w http.ResponseWriter, r *http.Request) {
-	raw, ok := readURL(w, r)
+	req, ok := readBody[addRequest](w, r)
 	if !ok {
 		return
 	}
-	b, st, err := h.pool.Add(mutation(r), raw)
+	if req.Weight != nil && *req.Weight == 0 {
+		writeError(w, http.StatusBadRequest, pool.ErrInvalidWeight.Error())
+		return
+	}
+	b, st, err := h.pool.Add(mutation(r), pool.Spec{URL: req.URL, Weight: deref(req.Weight)})
 	if err != nil {
 		h.poolError(w, r, err)
 		return
 	}
-	h.log.Info("admin: backend added", "backend", st.URL, "remote", r.RemoteAddr)
+	h.log.Info("admin: backend added", "backend", st.URL, "remote", r.RemoteAddr, "weight", st.Weight)
 
 	if h.prober != nil {
 		// The prober bounds its own probe; the admin adds no deadline of
@@ -233,17 +250,46 @@ func (h *Handler) add(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) remove(w http.ResponseWriter, r *http.Request) {
-	raw, ok := readURL(w, r)
+	req, ok := readBody[removeRequest](w, r)
 	if !ok {
 		return
 	}
-	st, err := h.pool.Remove(mutation(r), raw)
+	st, err := h.pool.Remove(mutation(r), req.URL)
 	if err != nil {
 		h.poolError(w, r, err)
 		return
 	}
 	h.log.Info("admin: backend removed", "backend", st.URL, "state", string(st.State),
 		"in_flight", st.InFlight, "remote", r.RemoteAddr)
+	writeJSON(w, http.StatusOK, newBackendStatus(st))
+}
+
+// update is PATCH /backends: the weight, the admin state, or both at once.
+func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
+	req, ok := readBody[updateRequest](w, r)
+	if !ok {
+		return
+	}
+	if req.Weight == nil && req.AdminState == nil {
+		writeError(w, http.StatusBadRequest, `nothing to change; send "weight" (1 to 1000), "admin_state" ("ready", "drain" or "maintenance"), or both`)
+		return
+	}
+	var admin *pool.AdminState
+	if req.AdminState != nil {
+		a, err := pool.ParseAdminState(*req.AdminState)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		admin = &a
+	}
+	st, err := h.pool.Update(mutation(r), req.URL, req.Weight, admin)
+	if err != nil {
+		h.poolError(w, r, err)
+		return
+	}
+	h.log.Info("admin: backend changed", "backend", st.URL, "weight", st.Weight,
+		"admin_state", string(st.AdminState), "remote", r.RemoteAddr)
 	writeJSON(w, http.StatusOK, newBackendStatus(st))
 }
 
@@ -256,20 +302,43 @@ func (h *Handler) healthz(w http.ResponseWriter) {
 	}
 }
 
-// backendRequest is the body of POST and DELETE /backends.
-type backendRequest struct {
-	URL string `json:"url"`
+// The bodies of the /backends routes. Each route accepts exactly its own
+// fields: anything else is refused, so that a typo never goes unnoticed.
+type (
+	removeRequest struct {
+		URL string `json:"url"`
+	}
+	addRequest struct {
+		URL    string `json:"url"`
+		Weight *int   `json:"weight"`
+	}
+	updateRequest struct {
+		URL        string  `json:"url"`
+		Weight     *int    `json:"weight"`
+		AdminState *string `json:"admin_state"`
+	}
+)
+
+func (r removeRequest) url() string { return r.URL }
+func (r addRequest) url() string    { return r.URL }
+func (r updateRequest) url() string { return r.URL }
+
+func deref(p *int) int {
+	if p == nil {
+		return 0
+	}
+	return *p
 }
 
-// readURL decodes the body of a /backends request and returns its url. On
-// bad input it answers 400 or 413 itself and returns false. The body's
+// readBody decodes the body of a /backends request, which must name a url.
+// On bad input it answers 400 or 413 itself and returns false. The body's
 // Content-Type is not checked: the original README's curl lines send
 // application/json, but other clients need not.
-func readURL(w http.ResponseWriter, r *http.Request) (string, bool) {
+func readBody[T interface{ url() string }](w http.ResponseWriter, r *http.Request) (T, bool) {
 	body := http.MaxBytesReader(w, r.Body, maxBody)
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
-	var req backendRequest
+	var req T
 	err := dec.Decode(&req)
 	if err == nil {
 		// Anything after the value, even a second object, is refused: a
@@ -285,25 +354,25 @@ func readURL(w http.ResponseWriter, r *http.Request) (string, bool) {
 	switch {
 	case errors.As(err, &tooBig):
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", tooBig.Limit))
-		return "", false
+		return req, false
 	case errors.Is(err, io.EOF):
 		writeError(w, http.StatusBadRequest, `empty body; send {"url": "http://host:port"}`)
-		return "", false
+		return req, false
 	case err != nil:
 		writeError(w, http.StatusBadRequest, "invalid request body: "+err.Error())
-		return "", false
-	case req.URL == "":
+		return req, false
+	case req.url() == "":
 		writeError(w, http.StatusBadRequest, `missing url; send {"url": "http://host:port"}`)
-		return "", false
+		return req, false
 	}
-	return req.URL, true
+	return req, true
 }
 
 // poolError answers for an error from the pool. Input errors say what was
 // wrong; anything else gets a fixed message, never the internal error text.
 func (h *Handler) poolError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
-	case errors.Is(err, pool.ErrInvalidURL):
+	case errors.Is(err, pool.ErrInvalidURL), errors.Is(err, pool.ErrInvalidWeight), errors.Is(err, pool.ErrInvalidAdminState):
 		writeError(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, pool.ErrExists):
 		writeError(w, http.StatusConflict, err.Error())

@@ -21,6 +21,8 @@ type PoolCollector struct {
 
 	up, inFlight, requests, retries, connFailures *prometheus.Desc
 	changes, checks, checkDuration, backends      *prometheus.Desc
+	ejections, weight, adminState, truncated      *prometheus.Desc
+	allDown, queueLength                          *prometheus.Desc
 }
 
 // NewPoolCollector returns a collector over p.
@@ -39,15 +41,24 @@ func NewPoolCollector(p Pool) *PoolCollector {
 		changes:       d("state_changes_total", "Changes of the backend's state, by new state and cause.", "backend", "state", "cause"),
 		checks:        d("health_checks_total", "Health checks of the backend, by result.", "backend", "result"),
 		checkDuration: d("health_check_duration_seconds", "How long health checks of the backend took.", b...),
+		ejections:     d("ejections_total", "Times passive health ejected the backend.", b...),
+		weight:        d("effective_weight", "The weight the strategies use now (less than the configured one during slow start).", b...),
+		adminState:    d("admin_state", "1 for the backend's admin state (ready, drain, maintenance), 0 for the others.", "backend", "state"),
+		truncated:     d("truncated_responses_total", "Responses from the backend whose body ended early.", b...),
 		backends: prometheus.NewDesc("switchyard_pool_backends",
 			"Backends in the pool, by state.", []string{"state"}, nil),
+		allDown: prometheus.NewDesc("switchyard_pool_when_all_down_in_effect",
+			"1 while when_all_down try_all sends requests to backends whatever their health.", nil, nil),
+		queueLength: prometheus.NewDesc("switchyard_queue_length",
+			"Requests waiting for a backend slot (max_requests_per_backend).", nil, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *PoolCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.up, c.inFlight, c.requests, c.retries, c.connFailures,
-		c.changes, c.checks, c.checkDuration, c.backends} {
+		c.changes, c.checks, c.checkDuration, c.backends, c.ejections, c.weight, c.adminState, c.truncated,
+		c.allDown, c.queueLength} {
 		ch <- d
 	}
 }
@@ -67,7 +78,7 @@ func (c *PoolCollector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
-	states := map[pool.State]int{pool.StateUp: 0, pool.StateDown: 0, pool.StateDraining: 0}
+	states := map[pool.State]int{pool.StateUp: 0, pool.StateDown: 0, pool.StateEjected: 0, pool.StateDraining: 0}
 	for _, b := range st.Backends {
 		states[b.State]++
 		up := 0.0
@@ -80,6 +91,18 @@ func (c *PoolCollector) Collect(ch chan<- prometheus.Metric) {
 			counter(c.requests, n, b.URL, strconv.Itoa(i+1)+"xx")
 		}
 		counter(c.retries, b.Retries, b.URL)
+		counter(c.ejections, b.Ejections, b.URL)
+		counter(c.truncated, b.Truncated, b.URL)
+		gauge(c.weight, b.EffectiveWeight, b.URL)
+		if b.AdminState != "" {
+			for _, a := range []pool.AdminState{pool.AdminReady, pool.AdminDrain, pool.AdminMaintenance} {
+				v := 0.0
+				if a == b.AdminState {
+					v = 1
+				}
+				gauge(c.adminState, v, b.URL, string(a))
+			}
+		}
 		counter(c.connFailures, b.ConnectionFailures, b.URL)
 		for _, chg := range b.Changes {
 			counter(c.changes, chg.Count, b.URL, string(chg.To), string(chg.Cause))
@@ -96,4 +119,10 @@ func (c *PoolCollector) Collect(ch chan<- prometheus.Metric) {
 	for s, n := range states {
 		gauge(c.backends, float64(n), string(s))
 	}
+	allDown := 0.0
+	if st.AllDown {
+		allDown = 1
+	}
+	gauge(c.allDown, allDown)
+	gauge(c.queueLength, float64(st.Queue.Length))
 }

@@ -31,9 +31,10 @@ import (
 
 // Defaults for the zero values of Config.
 const (
-	DefaultTimeout   = 2 * time.Second
-	DefaultPath      = "/"
-	DefaultUserAgent = "switchyard-health-check/1.0"
+	DefaultTimeout      = 2 * time.Second
+	DefaultDownInterval = 2 * time.Second
+	DefaultPath         = "/"
+	DefaultUserAgent    = "switchyard-health-check/1.0"
 )
 
 // maxDrain bounds how much of a response body a probe reads. A health page is
@@ -43,7 +44,10 @@ const maxDrain = 64 << 10
 
 // Pool is what the checker needs from the pool. *pool.Pool satisfies it.
 type Pool interface {
+	// Backends are those to check every Interval; DownBackends those of them
+	// to check every DownInterval too.
 	Backends(ctx context.Context) ([]*pool.Backend, error)
+	DownBackends(ctx context.Context) ([]*pool.Backend, error)
 	ReportProbe(ctx context.Context, b *pool.Backend, r pool.ProbeResult) error
 }
 
@@ -52,6 +56,11 @@ type Config struct {
 	// Interval is the time between the starts of two rounds. It must be
 	// positive. A round that takes longer delays the next one.
 	Interval time.Duration
+	// DownInterval is the time between the rounds that check only the
+	// backends that are down or ejected, so that one that comes back is
+	// noticed sooner than the next full round (HAProxy's downinter). Zero
+	// means the smaller of 2s and Interval; it must not exceed Interval.
+	DownInterval time.Duration
 	// Timeout bounds each probe, from dialling to the end of the response.
 	// Zero means DefaultTimeout. It must be less than Interval, so that a round of
 	// probes that time out still ends before the next one is due.
@@ -70,12 +79,13 @@ type Config struct {
 // A Checker probes the pool's backends. Its methods are safe for concurrent
 // use: the admin API calls Probe while Run is running.
 type Checker struct {
-	pool      Pool
-	interval  time.Duration
-	timeout   time.Duration
-	path      *url.URL // only Path and RawQuery are set
-	userAgent string
-	log       *slog.Logger
+	pool         Pool
+	interval     time.Duration
+	downInterval time.Duration
+	timeout      time.Duration
+	path         *url.URL // only Path and RawQuery are set
+	userAgent    string
+	log          *slog.Logger
 
 	transport *http.Transport
 	client    *http.Client
@@ -108,6 +118,12 @@ func New(p Pool, cfg Config) (*Checker, error) {
 	if cfg.Interval <= 0 {
 		errs = append(errs, fmt.Errorf("health: Interval must be positive, got %v", cfg.Interval))
 	}
+	if cfg.DownInterval == 0 {
+		cfg.DownInterval = min(DefaultDownInterval, cfg.Interval)
+	}
+	if cfg.DownInterval < 0 || (cfg.Interval > 0 && cfg.DownInterval > cfg.Interval) {
+		errs = append(errs, fmt.Errorf("health: DownInterval must be positive and at most Interval (%v), got %v", cfg.Interval, cfg.DownInterval))
+	}
 	if cfg.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("health: Timeout must not be negative, got %v", cfg.Timeout))
 	} else if cfg.Interval > 0 && cfg.Timeout >= cfg.Interval {
@@ -133,13 +149,14 @@ func New(p Pool, cfg Config) (*Checker, error) {
 		MaxResponseHeaderBytes: 64 << 10,
 	}
 	c := &Checker{
-		pool:      p,
-		interval:  cfg.Interval,
-		timeout:   cfg.Timeout,
-		path:      &url.URL{Path: path.Path, RawPath: path.RawPath, RawQuery: path.RawQuery},
-		userAgent: cfg.UserAgent,
-		log:       cfg.Logger,
-		transport: tr,
+		pool:         p,
+		interval:     cfg.Interval,
+		downInterval: cfg.DownInterval,
+		timeout:      cfg.Timeout,
+		path:         &url.URL{Path: path.Path, RawPath: path.RawPath, RawQuery: path.RawQuery},
+		userAgent:    cfg.UserAgent,
+		log:          cfg.Logger,
+		transport:    tr,
 		client: &http.Client{
 			Transport: tr,
 			// A redirect is an answer: the backend is serving. Following it
@@ -162,10 +179,11 @@ func ParsePath(p string) (*url.URL, error) {
 	return u, nil
 }
 
-// Run checks every backend at once, then again every Interval, until ctx ends;
-// then it returns nil. Rounds run one after another: one that outlasts the
-// interval delays the next rather than overlapping it, so a backend is never
-// probed twice at the same time by Run.
+// Run checks every backend at once, then again every Interval, and the
+// backends that are down or ejected also every DownInterval, until ctx
+// ends; then it returns nil. Rounds run one after another: one that
+// outlasts its interval delays the next rather than overlapping it, so a
+// backend is never probed twice at the same time by Run.
 //
 // Run returns an error only if the pool stops answering while ctx is still
 // live, since a checker without a pool has nothing left to do.
@@ -174,45 +192,65 @@ func (c *Checker) Run(ctx context.Context) error {
 	// makes sure of it for whatever the transport keeps.
 	defer c.transport.CloseIdleConnections()
 
-	// A Ticker, not a sleep after each round, keeps rounds on a fixed
-	// schedule; when a round overruns, the ticker drops the ticks it missed
+	// Tickers, not a sleep after each round, keep rounds on a fixed
+	// schedule; when a round overruns, a ticker drops the ticks it missed
 	// and the next round starts as soon as this one ends.
-	tick := time.NewTicker(c.interval)
-	defer tick.Stop()
+	full := time.NewTicker(c.interval)
+	defer full.Stop()
+	var downTicks <-chan time.Time // nil, never ready, when it would add nothing
+	restartDown := func() {}
+	if c.downInterval < c.interval {
+		down := time.NewTicker(c.downInterval)
+		defer down.Stop()
+		downTicks = down.C
+		restartDown = func() { down.Reset(c.downInterval) }
+	}
+	list := c.pool.Backends
 	for {
-		if err := c.round(ctx); err != nil {
+		if err := c.round(ctx, list); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
+		// A full round checks the down backends too: it restarts the down
+		// rounds' schedule, and wins when both fall due at once.
 		select {
-		case <-tick.C:
+		case <-full.C:
+			list = c.pool.Backends
+			restartDown()
+		case <-downTicks:
+			select {
+			case <-full.C:
+				list = c.pool.Backends
+				restartDown()
+			default:
+				list = c.pool.DownBackends
+			}
 		case <-ctx.Done():
 			return nil
 		}
 	}
 }
 
-// round probes every backend concurrently and returns when all probes have.
-func (c *Checker) round(ctx context.Context) error {
-	backends, err := c.pool.Backends(ctx)
+// round probes the backends list names, concurrently, and returns when all
+// probes have.
+func (c *Checker) round(ctx context.Context, list func(context.Context) ([]*pool.Backend, error)) error {
+	backends, err := list(ctx)
 	if err != nil {
 		return fmt.Errorf("health: listing backends: %w", err)
 	}
 	var wg sync.WaitGroup
 	for _, b := range backends {
-		wg.Add(1)
 		// One goroutine per probe, so that a slow backend does not hold up the
 		// checks of the others. Waited for by wg.Wait below: the round, and so
 		// Run, never returns while a probe is running. Each probe ends by its
 		// timeout or when ctx is cancelled.
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			// An error means the result was not delivered: ctx has ended, or
-			// the pool has stopped, which the next round's Backends reports.
+			// the pool has stopped, which the next round's listing reports.
 			_, _ = c.Probe(ctx, b)
-		}()
+		})
 	}
 	wg.Wait()
 	return nil

@@ -143,7 +143,7 @@ func TestProbeResultsChangeState(t *testing.T) {
 			} else {
 				p = pooltest.Start(t, pool.Config{})
 				var err error
-				b, _, err = p.Add(ctx, url) // added backends start down
+				b, _, err = p.Add(ctx, pool.Spec{URL: url}) // added backends start down
 				require.NoError(t, err)
 			}
 			c := newChecker(t, p, health.Config{})
@@ -171,7 +171,7 @@ func TestProbeSendsPathAndUserAgent(t *testing.T) {
 	ctx := context.Background()
 	// The backend's own path is a prefix of the health path, as it is of
 	// every proxied path.
-	b, _, err := p.Add(ctx, srv.URL+"/app")
+	b, _, err := p.Add(ctx, pool.Spec{URL: srv.URL + "/app"})
 	require.NoError(t, err)
 
 	c := newChecker(t, p, health.Config{})
@@ -221,7 +221,7 @@ func TestRunChecksAtOnceAndStopsWithContext(t *testing.T) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	})
 	p := pooltest.Start(t, pool.Config{}, srvB.URL)
-	_, _, err := p.Add(context.Background(), srvA.URL)
+	_, _, err := p.Add(context.Background(), pool.Spec{URL: srvA.URL})
 	require.NoError(t, err)
 	c := newChecker(t, p, health.Config{Interval: time.Hour})
 

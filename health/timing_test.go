@@ -166,3 +166,30 @@ func TestRunStopsWithContextMidRound(t *testing.T) {
 		assert.Zero(t, st.Backends[0].Failures)
 	})
 }
+
+// A backend that is down is checked every DownInterval (2s by default), an
+// up one only every Interval: one that comes back is noticed within seconds,
+// not at the next full round.
+func TestDownBackendsAreCheckedMoreOften(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := pooltest.Start(t, pool.Config{}, backendA, backendB)
+		bs, err := p.Backends(t.Context())
+		require.NoError(t, err)
+		for _, b := range bs {
+			if b.String() == backendB {
+				require.NoError(t, p.MarkDown(t.Context(), b, "connection refused"))
+			}
+		}
+		c := newChecker(t, p, health.Config{Interval: 10 * time.Second})
+		log := newProbeLog()
+		health.SetProbeFunc(c, func(ctx context.Context, b *pool.Backend) (bool, string) {
+			log.probe(0)(ctx, b)
+			return b.String() == backendA, "probe" // b stays down
+		})
+		run(t, c)
+		time.Sleep(11 * time.Second)
+		assert.Equal(t, []time.Duration{0, 10 * time.Second}, log.startsOf(backendA))
+		assert.Equal(t, []time.Duration{0, 2 * time.Second, 4 * time.Second, 6 * time.Second, 8 * time.Second,
+			10 * time.Second}, log.startsOf(backendB))
+	})
+}

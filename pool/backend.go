@@ -11,33 +11,73 @@ import (
 )
 
 // A Backend is one upstream server as the request path sees it: an immutable
-// URL and an atomic count of requests in flight to it. The pool's owner loop
-// hands out *Backend records; everything else about a backend (up or down, why,
-// since when, its counters) belongs to the loop and is read with Status.
+// URL and the atomics the request path updates without asking the owner.
+// The pool's owner loop hands out *Backend records; everything else about a
+// backend (up or down, why, since when, its weight) belongs to the loop and
+// is read with Status.
 //
 // A Backend must not be copied: copies would count separately.
 type Backend struct {
 	url *url.URL
 	key string
+	// shared is the pool's: the limits the request path reads and the
+	// doorbell it rings when a queued request may now be served.
+	shared *shared
 
-	// inflight is the only field the request hot path touches. The proxy calls
-	// Acquire after a pick and Release when the response is finished, so
-	// least-connections and the admin API see the live count without a
-	// message to the owner.
+	// inflight counts requests in flight. The proxy acquires after a pick
+	// and releases when the response is finished, so least-connections and
+	// the admin API see the live count without a message to the owner.
 	inflight atomic.Int64
 	// removed is set by the owner when b leaves the pool, before it reads
 	// inflight to decide whether b must drain. See Removed.
 	removed atomic.Bool
+	// stickyID is the value of the session-affinity cookie that names b;
+	// the owner sets it (nil when sticky sessions are off).
+	stickyID atomic.Pointer[string]
+
+	// Passive health, counted on the request path (see Pool.ReportOutcome):
+	// failures in a row, and whether b has just come back from an ejection
+	// and not yet served a success.
+	consecutiveFailures atomic.Int64
+	probation           atomic.Bool
 
 	// Counted by the request path, like inflight, so that the owner loop is
 	// not asked on every request; read into Status snapshots.
 	responses    [5]atomic.Uint64 // responses by status class, 1xx to 5xx
 	retries      atomic.Uint64    // failed attempts that were tried again on another backend
 	connFailures atomic.Uint64    // attempts that could not connect
+	truncated    atomic.Uint64    // responses whose body ended early
 }
 
-func newBackend(u *url.URL) *Backend {
-	return &Backend{url: u, key: u.String()}
+// shared is what a pool's backend records hold in common with the owner.
+type shared struct {
+	// limit is the most requests a backend may have in flight; 0 is no
+	// limit. The owner writes it; TryAcquire reads it.
+	limit atomic.Int64
+	// queued counts requests waiting in the owner's queue. While it is
+	// above zero, Release rings bell.
+	queued atomic.Int64
+	// bell tells the owner that a slot has freed. Its capacity is 1 and a
+	// ring never waits: rings that come while one is pending are the same
+	// news, and the owner looks at every backend when it answers.
+	bell chan struct{}
+	// queueTimeout is how long Wait waits, in nanoseconds.
+	queueTimeout atomic.Int64
+	// passive is the outlier-ejection policy, nil when it is off.
+	passive atomic.Pointer[passivePolicy]
+}
+
+func newShared() *shared { return &shared{bell: make(chan struct{}, 1)} }
+
+func (s *shared) ring() {
+	select {
+	case s.bell <- struct{}{}:
+	default:
+	}
+}
+
+func newBackend(u *url.URL, s *shared) *Backend {
+	return &Backend{url: u, key: u.String(), shared: s}
 }
 
 // URL returns the backend's normalised URL. It is shared: callers must not
@@ -47,16 +87,41 @@ func (b *Backend) URL() *url.URL { return b.url }
 // String returns the normalised URL as text, the backend's identity.
 func (b *Backend) String() string { return b.key }
 
-// Acquire counts one more request in flight to b.
+// Acquire counts one more request in flight to b, whatever the limit. The
+// proxy uses TryAcquire.
 func (b *Backend) Acquire() { b.inflight.Add(1) }
+
+// TryAcquire counts one more request in flight to b unless b already has as
+// many as the pool's max_requests_per_backend allows; it reports whether it
+// did. Without a limit it always does.
+func (b *Backend) TryAcquire() bool {
+	limit := b.shared.limit.Load()
+	if limit <= 0 {
+		b.inflight.Add(1)
+		return true
+	}
+	for {
+		n := b.inflight.Load()
+		if n >= limit {
+			return false
+		}
+		if b.inflight.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
 
 // Release counts one request to b as finished. Every Acquire must be paired
 // with exactly one Release: a count below zero is a bug in the caller, and
 // Release panics rather than let least-connections and draining run on a
-// wrong count.
+// wrong count. When requests are queued for a slot, Release tells the owner
+// that one has freed; it never waits for it.
 func (b *Backend) Release() {
 	if b.inflight.Add(-1) < 0 {
 		panic("pool: Release of " + b.key + " without Acquire")
+	}
+	if b.shared.queued.Load() > 0 {
+		b.shared.ring()
 	}
 }
 
@@ -71,6 +136,15 @@ func (b *Backend) Removed() bool { return b.removed.Load() }
 // InFlight returns the number of requests in flight to b.
 func (b *Backend) InFlight() int64 { return b.inflight.Load() }
 
+// StickyID returns the value of the session-affinity cookie that sends a
+// client back to b, or "" when sticky sessions are off.
+func (b *Backend) StickyID() string {
+	if id := b.stickyID.Load(); id != nil {
+		return *id
+	}
+	return ""
+}
+
 // CountResponse counts a response from b with the given status code.
 func (b *Backend) CountResponse(code int) {
 	if c := code/100 - 1; c >= 0 && c < len(b.responses) {
@@ -83,6 +157,10 @@ func (b *Backend) CountRetry() { b.retries.Add(1) }
 
 // CountConnectFailure counts an attempt that could not connect to b.
 func (b *Backend) CountConnectFailure() { b.connFailures.Add(1) }
+
+// CountTruncated counts a response from b whose body ended before it should
+// have: short of its Content-Length, or cut mid-chunk.
+func (b *Backend) CountTruncated() { b.truncated.Add(1) }
 
 // ParseURL checks that raw names a backend the proxy can send requests to and
 // returns it normalised, so that two spellings of one server compare equal:

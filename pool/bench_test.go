@@ -111,15 +111,31 @@ func BenchmarkPick(b *testing.B) {
 }
 
 // BenchmarkPickScale measures a pick through the owner loop as the pool grows,
-// for both strategies, with 8 concurrent callers holding their backend while
-// they pick, so that least-connections sees real counts.
+// for every strategy, with 8 concurrent callers that take and give back a
+// slot, so that least-connections and random-two see real counts.
+// "round-robin-weighted" gives the backends weights 1 to 5, which turns on
+// the smooth weighted round-robin (a pass over the members) in place of
+// plain rotation; "hash" gives each pick a different key.
+//
+//	go test -run '^$' -bench PickScale -benchtime 20000x ./pool
 func BenchmarkPickScale(b *testing.B) {
-	for _, strategy := range []pool.Strategy{pool.RoundRobin, pool.LeastConnections} {
+	for _, strategy := range []pool.Strategy{pool.RoundRobin, "round-robin-weighted", pool.LeastConnections, pool.RandomTwo, pool.Hash} {
 		for _, n := range []int{3, 100, 1000} {
 			b.Run(fmt.Sprintf("strategy=%s/backends=%d", strategy, n), func(b *testing.B) {
-				p := pooltest.Start(b, pool.Config{Strategy: strategy}, urls(n)...)
+				specs := pool.URLs(urls(n)...)
+				cfg := pool.Config{Strategy: strategy}
+				if strategy == "round-robin-weighted" {
+					cfg.Strategy = pool.RoundRobin
+					for i := range specs {
+						specs[i].Weight = 1 + i%5
+					}
+				}
+				p := pooltest.StartSpecs(b, cfg, specs...)
+				ctx := context.Background()
+				var key atomic.Uint64
 				runCallers(b, 8, func() {
-					be, err := p.Pick(context.Background(), nil)
+					req := pool.PickRequest{Hash: key.Add(0x9e3779b97f4a7c15), HasHash: true}
+					be, err := p.PickFor(ctx, req)
 					if err != nil {
 						panic(err)
 					}

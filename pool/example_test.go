@@ -12,7 +12,7 @@ import (
 // message), and a removal while the request runs lets it drain rather than
 // cutting it off.
 func Example() {
-	p, err := pool.New(pool.Config{Strategy: pool.RoundRobin}, "http://10.0.0.1:8080", "http://10.0.0.2:8080")
+	p, err := pool.New(pool.Config{Strategy: pool.RoundRobin}, pool.URLs("http://10.0.0.1:8080", "http://10.0.0.2:8080")...)
 	if err != nil {
 		panic(err)
 	}

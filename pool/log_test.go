@@ -30,7 +30,7 @@ func TestOwnerNeverWaitsForItsLog(t *testing.T) {
 	// Each add and remove logs a line: far more than the queue holds.
 	for i := range 1500 {
 		raw := fmt.Sprintf("http://b%d.test", i)
-		_, _, err := p.Add(ctx, raw) // would hang here if the owner waited for its log
+		_, _, err := p.Add(ctx, pool.Spec{URL: raw}) // would hang here if the owner waited for its log
 		require.NoError(t, err)
 		_, err = p.Remove(ctx, raw)
 		require.NoError(t, err)

@@ -6,7 +6,9 @@ import "net/url"
 // that this file is the complete list of what can happen to the pool's state.
 // Messages that expect an answer carry a reply channel of capacity 1, made by
 // the caller, so that the loop's reply never blocks the loop even when the
-// caller has stopped waiting.
+// caller has stopped waiting. Besides its inbox, the loop hears two things
+// that are not messages: the doorbell that Release rings while requests are
+// queued, and the timer of the next ejection to end.
 type message interface{ isPoolMsg() }
 
 // result is what a reply channel carries.
@@ -15,10 +17,18 @@ type result[T any] struct {
 	err error
 }
 
-// pickMsg asks for a backend that is up and not in skip.
+// pickMsg asks for a backend for a request.
 type pickMsg struct {
-	skip  []*Backend
+	req   PickRequest
 	reply chan result[*Backend]
+}
+
+// queueMsg puts a request in the queue for a backend slot, or answers at
+// once that it is full or pointless. The grant itself comes on the ticket.
+type queueMsg struct {
+	req   PickRequest
+	t     *ticket
+	reply chan error
 }
 
 // markDownMsg takes b out of rotation at once, whatever the health
@@ -26,6 +36,20 @@ type pickMsg struct {
 type markDownMsg struct {
 	b      *Backend
 	reason string
+}
+
+// ejectMsg says that b has failed Passive.ConsecutiveFailures requests in a
+// row; the owner ejects it unless too many are ejected already.
+// Fire-and-forget.
+type ejectMsg struct {
+	b      *Backend
+	reason string
+}
+
+// recoveredMsg says that b, back from an ejection, has served a success:
+// its run of ejections is over. Fire-and-forget.
+type recoveredMsg struct {
+	b *Backend
 }
 
 // probeMsg reports one health check of b. The loop counts consecutive results
@@ -37,7 +61,7 @@ type probeMsg struct {
 
 // addMsg adds a backend, not in rotation until a probe passes.
 type addMsg struct {
-	u     *url.URL
+	s     spec
 	reply chan result[added]
 }
 
@@ -52,21 +76,35 @@ type removeMsg struct {
 	reply chan result[BackendStatus]
 }
 
+// updateMsg sets a member's weight, its admin state, or both at once.
+type updateMsg struct {
+	u      *url.URL
+	weight *int
+	admin  *AdminState
+	reply  chan result[BackendStatus]
+}
+
 // statusMsg asks for a snapshot of every backend.
 type statusMsg struct {
 	reply chan Status
 }
 
-// backendsMsg asks for the backends to health-check: every member that is not
-// draining, up or down.
+// backendsMsg asks for the backends to health-check: every member that is
+// not in maintenance (draining ones are not members), or with downOnly
+// those of them that are down or ejected.
 type backendsMsg struct {
-	reply chan []*Backend
+	downOnly bool
+	reply    chan []*Backend
 }
 
-func (pickMsg) isPoolMsg()     {}
-func (markDownMsg) isPoolMsg() {}
-func (probeMsg) isPoolMsg()    {}
-func (addMsg) isPoolMsg()      {}
-func (removeMsg) isPoolMsg()   {}
-func (statusMsg) isPoolMsg()   {}
-func (backendsMsg) isPoolMsg() {}
+func (pickMsg) isPoolMsg()      {}
+func (queueMsg) isPoolMsg()     {}
+func (markDownMsg) isPoolMsg()  {}
+func (ejectMsg) isPoolMsg()     {}
+func (recoveredMsg) isPoolMsg() {}
+func (probeMsg) isPoolMsg()     {}
+func (addMsg) isPoolMsg()       {}
+func (removeMsg) isPoolMsg()    {}
+func (updateMsg) isPoolMsg()    {}
+func (statusMsg) isPoolMsg()    {}
+func (backendsMsg) isPoolMsg()  {}

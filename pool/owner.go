@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/url"
 	"slices"
 	"time"
@@ -12,9 +13,10 @@ import (
 // owner is the state of the loop that Pool.Run runs. Only that goroutine
 // touches it; everything else asks through the messages in messages.go.
 type owner struct {
-	cfg Config
-	sel selector
-	log *slog.Logger
+	cfg    Config
+	sel    selector
+	log    *slog.Logger
+	shared *shared
 	// members are the backends in the pool, in the order they were added,
 	// which is the rotation order.
 	members []*member
@@ -22,28 +24,66 @@ type owner struct {
 	cursor int
 	// draining are removed backends with requests still in flight.
 	draining []*member
+
+	// sticky finds a member by the value of its session cookie.
+	sticky map[string]*member
+	// uniform is true while every member has the same weight; ramping
+	// counts the members in slow start.
+	uniform bool
+	ramping int
+	// ring is the Hash strategy's table, nil when it must be built anew.
+	ring *ring
+	rng  *rand.Rand
+
+	// queue holds the requests waiting for a backend slot, oldest first.
+	queue []waiter
+	// ejections fires when the earliest ejection ends.
+	ejections *time.Timer
+}
+
+// waiter is a request in the queue.
+type waiter struct {
+	req PickRequest
+	t   *ticket
 }
 
 // newOwner builds the loop's state: the configured backends, up, as
 // HAProxy and nginx start them. Pool.Run and the tests both build it here,
 // so that a test drives exactly the state the loop starts from.
-func newOwner(cfg Config, initial []*url.URL, log *slog.Logger) *owner {
-	o := &owner{cfg: cfg, sel: cfg.Strategy.selector(), log: log}
-	for _, u := range initial {
-		mem := &member{b: newBackend(u)}
+func newOwner(cfg Config, initial []spec, sh *shared, log *slog.Logger) *owner {
+	seed := cfg.Seed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	o := &owner{cfg: cfg, sel: cfg.Strategy.selector(), log: log, shared: sh,
+		sticky: make(map[string]*member), rng: rand.New(rand.NewPCG(seed, seed>>1|1))}
+	o.publish()
+	for _, s := range initial {
+		mem := o.newMember(s)
 		o.enter(mem, StateUp, "configured", CauseConfigured)
 		o.members = append(o.members, mem)
 	}
+	o.reweigh()
 	return o
 }
 
 // run serves messages until ctx ends. It never does I/O and never blocks
-// on anything but its inbox: every reply goes on a channel with room for it.
+// on anything but its inbox: every reply goes on a channel with room for it,
+// and a grant to a queued request is an atomic and a close.
 func (o *owner) run(ctx context.Context, inbox <-chan message) {
+	defer func() {
+		if o.ejections != nil {
+			o.ejections.Stop()
+		}
+	}()
 	for {
 		select {
 		case m := <-inbox:
 			o.handle(m)
+		case <-o.shared.bell:
+			o.serveQueue()
+		case <-o.ejectionsC():
+			o.endEjections()
 		case <-ctx.Done():
 			return
 		}
@@ -55,51 +95,244 @@ func (o *owner) run(ctx context.Context, inbox <-chan message) {
 func (o *owner) handle(msg message) {
 	switch m := msg.(type) {
 	case pickMsg:
-		m.reply <- o.pick(m.skip)
+		m.reply <- o.pick(m.req)
+	case queueMsg:
+		m.reply <- o.enqueue(m)
 	case markDownMsg:
 		if mem := o.find(m.b); mem != nil {
 			mem.failures++
 			o.set(mem, StateDown, m.reason, CauseConnectionFailure)
+		}
+	case ejectMsg:
+		if mem := o.find(m.b); mem != nil {
+			o.eject(mem, m.reason)
+		}
+	case recoveredMsg:
+		if mem := o.find(m.b); mem != nil {
+			mem.ejectStreak = 0
 		}
 	case probeMsg:
 		if mem := o.find(m.b); mem != nil {
 			o.probe(mem, m.r)
 		}
 	case addMsg:
-		m.reply <- o.add(m)
+		m.reply <- o.add(m.s)
 	case removeMsg:
-		m.reply <- o.remove(m)
+		m.reply <- o.remove(m.u)
+	case updateMsg:
+		m.reply <- o.update(m)
 	case statusMsg:
 		m.reply <- o.status()
 	case backendsMsg:
-		bs := make([]*Backend, len(o.members))
-		for i, mem := range o.members {
-			bs[i] = mem.b
+		var bs []*Backend
+		for _, mem := range o.members {
+			if mem.admin != AdminMaintenance && (!m.downOnly || mem.state != StateUp) {
+				bs = append(bs, mem.b)
+			}
 		}
 		m.reply <- bs
 	default:
 		panic(fmt.Sprintf("pool: unknown message %T", msg))
 	}
+	// Whatever changed may have made room for a queued request.
+	if len(o.queue) > 0 {
+		o.serveQueue()
+	}
 }
 
-func (o *owner) pick(skip []*Backend) result[*Backend] {
-	i := o.sel(o.members, o.cursor, skip)
+// publish writes the settings the request path reads into the shared
+// atomics.
+func (o *owner) publish() {
+	o.shared.limit.Store(int64(o.cfg.MaxRequestsPerBackend))
+	o.shared.queueTimeout.Store(int64(o.cfg.QueueTimeout))
+	o.shared.passive.Store(newPassivePolicy(o.cfg.Passive))
+}
+
+// reweigh notes a change of members or weights: whether plain rotation is
+// still exact, and that the hash ring must be built again.
+func (o *owner) reweigh() {
+	o.uniform = true
+	for _, m := range o.members {
+		if m.weight != o.members[0].weight {
+			o.uniform = false
+			break
+		}
+	}
+	o.ring = nil
+}
+
+// view returns what a strategy sees for a pick of req in md. With
+// ignoreLimit it leaves out max_requests_per_backend, to tell "none may"
+// from "all are busy".
+func (o *owner) view(req PickRequest, md mode, ignoreLimit bool) view {
+	v := view{members: o.members, req: req, md: md, limit: o.shared.limit.Load(), cursor: o.cursor,
+		slowStart: o.cfg.SlowStart, rng: o.rng, o: o}
+	if ignoreLimit {
+		v.limit = 0
+	}
+	if o.ramping > 0 {
+		v.now = time.Now()
+		o.endRamps(v.now)
+	}
+	v.uniform = o.uniform && o.ramping == 0
+	return v
+}
+
+// hashRing returns the Hash strategy's ring, built anew after a change.
+func (o *owner) hashRing() *ring {
+	if o.ring == nil {
+		o.ring = buildRing(o.members)
+	}
+	return o.ring
+}
+
+// endRamps ends the slow starts that are over.
+func (o *owner) endRamps(now time.Time) {
+	for _, m := range o.members {
+		if !m.rampFrom.IsZero() && now.Sub(m.rampFrom) >= o.cfg.SlowStart {
+			m.rampFrom = time.Time{}
+			o.ramping--
+		}
+	}
+}
+
+// choose finds a member for req: its sticky backend if that may take it,
+// else the strategy's choice among the members that take new requests,
+// else, with when_all_down try_all and no member alive, any ready member.
+// The error says why there is none: ErrBusy when some could take it but
+// every one is at its limit, ErrNoBackend otherwise.
+func (o *owner) choose(req PickRequest) (*member, error) {
+	if req.Sticky != "" {
+		if m := o.sticky[req.Sticky]; m != nil {
+			if v := o.view(req, modeSticky, false); v.ok(m) {
+				return m, nil
+			}
+		}
+	}
+	if m := o.chooseIn(req, modeNew); m != nil {
+		return m, nil
+	}
+	md := modeNew
+	if o.cfg.WhenAllDown == TryAll && o.alive() == 0 {
+		if m := o.chooseIn(req, modePanic); m != nil {
+			return m, nil
+		}
+		md = modePanic
+	}
+	if o.shared.limit.Load() > 0 {
+		// Would any be chosen but for the limit? A scan, not the strategy:
+		// the weighted round-robin moves its totals when it chooses.
+		v := o.view(req, md, true)
+		if slices.ContainsFunc(o.members, v.ok) {
+			return nil, ErrBusy
+		}
+	}
+	return nil, ErrNoBackend
+}
+
+func (o *owner) chooseIn(req PickRequest, md mode) *member {
+	v := o.view(req, md, false)
+	i := o.sel(&v)
 	if i < 0 {
-		return result[*Backend]{err: ErrNoBackend}
+		return nil
 	}
 	o.cursor = (i + 1) % len(o.members)
-	mem := o.members[i]
+	return o.members[i]
+}
+
+func (o *owner) alive() int {
+	n := 0
+	for _, m := range o.members {
+		if m.takesNew {
+			n++
+		}
+	}
+	return n
+}
+
+func (o *owner) pick(req PickRequest) result[*Backend] {
+	if len(o.queue) > 0 {
+		// Requests already wait: a new one queues behind them rather than
+		// take the next free slot before them.
+		return result[*Backend]{err: ErrBusy}
+	}
+	mem, err := o.choose(req)
+	if err != nil {
+		return result[*Backend]{err: err}
+	}
 	mem.requests++
 	return result[*Backend]{val: mem.b}
 }
 
+// enqueue queues a request that found every backend busy, unless the queue
+// is full, or there is nothing to wait for (no limit, or no backend that
+// could take it even when free), or a slot has freed meanwhile (then it is
+// granted at once, by serveQueue after this message).
+func (o *owner) enqueue(m queueMsg) error {
+	if o.shared.limit.Load() <= 0 {
+		return ErrNoBackend
+	}
+	o.pruneQueue()
+	if len(o.queue) >= o.cfg.MaxQueue {
+		return ErrQueueFull
+	}
+	if _, err := o.choose(m.req); err == ErrNoBackend {
+		return ErrNoBackend
+	}
+	o.queue = append(o.queue, waiter{req: m.req, t: m.t})
+	o.shared.queued.Store(int64(len(o.queue)))
+	return nil
+}
+
+// serveQueue grants waiting requests, oldest first, as long as a backend
+// each may use has a free slot. The slot is taken here, by the owner, with
+// the same atomic the request path uses, so that a grant cannot overfill a
+// backend.
+func (o *owner) serveQueue() {
+	for len(o.queue) > 0 {
+		w := o.queue[0]
+		if w.t.abandoned() {
+			o.queue = o.queue[1:]
+			continue
+		}
+		mem, err := o.choose(w.req)
+		if err != nil {
+			break // still busy: the next ring will say when a slot frees
+		}
+		if !mem.b.TryAcquire() {
+			break // a request not queued took it first; another ring will come
+		}
+		o.queue = o.queue[1:]
+		if w.t.grant(mem.b) {
+			mem.requests++
+		} else {
+			mem.b.Release() // its request gave up as we granted it
+		}
+	}
+	if len(o.queue) == 0 {
+		o.queue = nil // let the backing array go after a burst
+	}
+	o.shared.queued.Store(int64(len(o.queue)))
+}
+
+// pruneQueue drops the requests that have given up.
+func (o *owner) pruneQueue() {
+	o.queue = slices.DeleteFunc(o.queue, func(w waiter) bool { return w.t.abandoned() })
+	o.shared.queued.Store(int64(len(o.queue)))
+}
+
 func (o *owner) probe(mem *member, r ProbeResult) {
-	mem.observeCheck(r.Duration)
+	mem.observeCheck(r, time.Now())
 	reason := r.Reason
 	if r.OK {
 		mem.checksPassed++
 		mem.passes, mem.fails = mem.passes+1, 0
-		if mem.state == StateDown && mem.passes >= o.cfg.HealthyThreshold {
+		switch {
+		case mem.state == StateDown && mem.passes >= o.cfg.HealthyThreshold:
+			o.set(mem, StateUp, reason, CauseHealthCheck)
+		case mem.state == StateEjected:
+			// An active check that passes ends an ejection early; the run
+			// of ejections goes on until live traffic succeeds.
 			o.set(mem, StateUp, reason, CauseHealthCheck)
 		}
 		return
@@ -108,7 +341,7 @@ func (o *owner) probe(mem *member, r ProbeResult) {
 	mem.passes, mem.fails = 0, mem.fails+1
 	mem.failures++
 	switch {
-	case mem.state == StateUp && mem.fails >= o.cfg.UnhealthyThreshold:
+	case (mem.state == StateUp || mem.state == StateEjected) && mem.fails >= o.cfg.UnhealthyThreshold:
 		o.set(mem, StateDown, reason, CauseHealthCheck)
 	case mem.state == StateDown:
 		// Still down, perhaps for a new reason: an operator looking at a
@@ -117,20 +350,104 @@ func (o *owner) probe(mem *member, r ProbeResult) {
 	}
 }
 
+// eject takes mem out for passive health, unless it is not up or as many
+// members are ejected as max_ejected_percent allows.
+func (o *owner) eject(mem *member, reason string) {
+	mem.b.consecutiveFailures.Store(0) // count the next run afresh, whatever happens
+	ph := o.cfg.Passive
+	if ph == nil || mem.state != StateUp {
+		return
+	}
+	ejected := 0
+	for _, m := range o.members {
+		if m.state == StateEjected {
+			ejected++
+		}
+	}
+	if limit := max(1, len(o.members)*ph.MaxEjectedPercent/100); ejected >= limit {
+		o.log.Warn("backend not ejected: max_ejected_percent reached", "backend", mem.b.key,
+			"ejected", ejected, "members", len(o.members), "reason", reason)
+		return
+	}
+	mem.ejections++
+	mem.ejectStreak++
+	d := ph.EjectionTime * time.Duration(min(mem.ejectStreak, 10))
+	mem.ejectUntil = time.Now().Add(d)
+	mem.b.probation.Store(false)
+	o.set(mem, StateEjected, fmt.Sprintf("%s; ejected for %v", reason, d), CausePassiveHealth)
+	o.scheduleEjections()
+}
+
+// endEjections brings back the members whose ejection is over.
+func (o *owner) endEjections() {
+	now := time.Now()
+	for _, m := range o.members {
+		if m.state == StateEjected && !now.Before(m.ejectUntil) {
+			// On probation: its first success ends the run of ejections.
+			m.b.probation.Store(true)
+			o.set(m, StateUp, "ejection over", CauseEjectionOver)
+		}
+	}
+	o.scheduleEjections()
+}
+
+// scheduleEjections sets the timer for the earliest ejection to end.
+func (o *owner) scheduleEjections() {
+	var next time.Time
+	for _, m := range o.members {
+		if m.state == StateEjected && (next.IsZero() || m.ejectUntil.Before(next)) {
+			next = m.ejectUntil
+		}
+	}
+	if next.IsZero() {
+		if o.ejections != nil {
+			o.ejections.Stop()
+		}
+		return
+	}
+	d := max(time.Until(next), 0)
+	if o.ejections == nil {
+		o.ejections = time.NewTimer(d)
+		return
+	}
+	o.ejections.Reset(d)
+}
+
+// ejectionsC is the ejection timer's channel, nil (a case that never fires)
+// when there is none.
+func (o *owner) ejectionsC() <-chan time.Time {
+	if o.ejections == nil {
+		return nil
+	}
+	return o.ejections.C
+}
+
 // set moves mem to state, logging a change. The streak restarts so that the
-// thresholds count from the change.
+// thresholds count from the change. A member that comes back up after
+// being down or ejected starts its slow start.
 func (o *owner) set(mem *member, state State, reason string, cause Cause) {
 	if mem.state == state {
 		return
 	}
 	o.log.Info("backend state changed", "backend", mem.b.key,
 		"from", string(mem.state), "to", string(state), "reason", reason)
+	from := mem.state
 	o.enter(mem, state, reason, cause)
+	if state == StateUp && (from == StateDown || from == StateEjected) && o.cfg.SlowStart > 0 {
+		if mem.rampFrom.IsZero() {
+			o.ramping++
+		}
+		mem.rampFrom = mem.since
+	}
+	if from == StateEjected {
+		o.scheduleEjections()
+	}
 }
 
 // enter puts mem in state and counts the change.
 func (o *owner) enter(mem *member, state State, reason string, cause Cause) {
 	mem.state, mem.reason, mem.since = state, reason, time.Now()
+	mem.refresh()
 	mem.passes, mem.fails = 0, 0
 	if mem.changes == nil {
 		mem.changes = make(map[changeKey]uint64)
@@ -138,9 +455,38 @@ func (o *owner) enter(mem *member, state State, reason string, cause Cause) {
 	mem.changes[changeKey{state, cause}]++
 }
 
-func (o *owner) add(m addMsg) result[added] {
+// newMember makes the record of a backend joining the pool, with its sticky
+// identity.
+func (o *owner) newMember(s spec) *member {
+	mem := &member{b: newBackend(s.u, o.shared), weight: s.weight, source: s.source, admin: AdminReady}
+	o.join(mem)
+	return mem
+}
+
+// join gives mem its sticky identity, if sticky sessions are on.
+func (o *owner) join(mem *member) {
+	if len(o.cfg.StickySecret) == 0 {
+		return
+	}
+	id := stickyID(o.cfg.StickySecret, mem.b.key)
+	mem.b.stickyID.Store(&id)
+	o.sticky[id] = mem
+}
+
+// leave takes mem out of the members' lookups.
+func (o *owner) leave(mem *member) {
+	if id := mem.b.StickyID(); id != "" && o.sticky[id] == mem {
+		delete(o.sticky, id)
+	}
+	if !mem.rampFrom.IsZero() {
+		mem.rampFrom = time.Time{}
+		o.ramping--
+	}
+}
+
+func (o *owner) add(s spec) result[added] {
 	o.prune()
-	key := m.u.String()
+	key := s.u.String()
 	if o.index(key) >= 0 {
 		return result[added]{err: fmt.Errorf("%w: %s", ErrExists, key)}
 	}
@@ -150,37 +496,68 @@ func (o *owner) add(m addMsg) result[added] {
 	for i, d := range o.draining {
 		if d.b.key == key {
 			mem = d
-			o.draining = append(o.draining[:i], o.draining[i+1:]...)
+			o.draining = slices.Delete(o.draining, i, i+1)
 			break
 		}
 	}
 	if mem == nil {
-		mem = &member{b: newBackend(m.u)}
+		mem = o.newMember(s)
+	} else {
+		mem.weight, mem.source, mem.admin = s.weight, s.source, AdminReady
+		mem.refresh()
+		o.join(mem)
 	}
 	mem.b.removed.Store(false)
 	o.enter(mem, StateDown, "added; waiting for a health check to pass", CauseAdded)
 	o.members = append(o.members, mem)
-	o.log.Info("backend added", "backend", key)
-	return result[added]{val: added{b: mem.b, st: mem.status()}}
+	o.reweigh()
+	o.log.Info("backend added", "backend", key, "weight", mem.weight)
+	return result[added]{val: added{b: mem.b, st: o.statusOf(mem)}}
 }
 
-func (o *owner) remove(m removeMsg) result[BackendStatus] {
+func (o *owner) remove(u *url.URL) result[BackendStatus] {
 	o.prune()
-	key := m.u.String()
+	key := u.String()
 	i := o.index(key)
 	if i < 0 {
 		return result[BackendStatus]{err: fmt.Errorf("%w: %s", ErrNotFound, key)}
 	}
 	mem := o.removeAt(i)
+	o.leave(mem)
+	o.reweigh()
 	mem.b.removed.Store(true) // before reading the count: see Backend.Removed
 	o.log.Info("backend removed", "backend", key, "in_flight", mem.b.InFlight())
+	wasEjected := mem.state == StateEjected
 	o.enter(mem, StateDraining, "removed", CauseRemoved)
+	if wasEjected {
+		o.scheduleEjections()
+	}
 	if mem.b.InFlight() > 0 {
 		o.draining = append(o.draining, mem)
 	} else {
 		mem.state = StateRemoved
 	}
-	return result[BackendStatus]{val: mem.status()}
+	return result[BackendStatus]{val: o.statusOf(mem)}
+}
+
+func (o *owner) update(m updateMsg) result[BackendStatus] {
+	key := m.u.String()
+	i := o.index(key)
+	if i < 0 {
+		return result[BackendStatus]{err: fmt.Errorf("%w: %s", ErrNotFound, key)}
+	}
+	mem := o.members[i]
+	if m.weight != nil && *m.weight != mem.weight {
+		o.log.Info("backend weight changed", "backend", key, "from", mem.weight, "to", *m.weight)
+		mem.weight = *m.weight
+		o.reweigh()
+	}
+	if m.admin != nil && *m.admin != mem.admin {
+		o.log.Info("backend admin state changed", "backend", key, "from", string(mem.admin), "to", string(*m.admin))
+		mem.admin = *m.admin
+		mem.refresh()
+	}
+	return result[BackendStatus]{val: o.statusOf(mem)}
 }
 
 // removeAt deletes members[i] and keeps the cursor on the member it pointed
@@ -188,7 +565,7 @@ func (o *owner) remove(m removeMsg) result[BackendStatus] {
 // rotation.
 func (o *owner) removeAt(i int) *member {
 	mem := o.members[i]
-	o.members = append(o.members[:i], o.members[i+1:]...)
+	o.members = slices.Delete(o.members, i, i+1)
 	if i < o.cursor {
 		o.cursor--
 	}
@@ -198,23 +575,39 @@ func (o *owner) removeAt(i int) *member {
 	return mem
 }
 
+func (o *owner) statusOf(mem *member) BackendStatus {
+	return mem.status(time.Now(), o.cfg.SlowStart)
+}
+
 func (o *owner) status() Status {
 	o.prune()
+	o.pruneQueue()
+	now := time.Now()
 	st := Status{
-		Strategy: o.cfg.Strategy,
-		Backends: make([]BackendStatus, 0, len(o.members)+len(o.draining)),
-		Members:  len(o.members),
-		Draining: len(o.draining),
+		Strategy:    o.cfg.Strategy,
+		SlowStart:   o.cfg.SlowStart,
+		Sticky:      len(o.cfg.StickySecret) > 0,
+		Passive:     o.cfg.Passive,
+		WhenAllDown: o.cfg.WhenAllDown,
+		Backends:    make([]BackendStatus, 0, len(o.members)+len(o.draining)),
+		Members:     len(o.members),
+		Draining:    len(o.draining),
+		Queue: QueueStatus{Limit: o.cfg.MaxRequestsPerBackend, Length: len(o.queue),
+			Max: o.cfg.MaxQueue, Timeout: o.cfg.QueueTimeout},
 	}
 	for _, mem := range o.members {
-		if mem.state == StateUp {
+		if mem.takesNew {
 			st.Up++
 		}
-		st.Backends = append(st.Backends, mem.status())
+		if mem.state == StateEjected {
+			st.Ejected++
+		}
+		st.Backends = append(st.Backends, mem.status(now, o.cfg.SlowStart))
 	}
 	for _, mem := range o.draining {
-		st.Backends = append(st.Backends, mem.status())
+		st.Backends = append(st.Backends, mem.status(now, o.cfg.SlowStart))
 	}
+	st.AllDown = o.cfg.WhenAllDown == TryAll && st.Up == 0 && len(o.members) > 0
 	return st
 }
 

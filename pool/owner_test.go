@@ -16,14 +16,14 @@ func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 // from the test goroutine.
 func testOwner(t *testing.T, cfg Config, urls ...string) *owner {
 	t.Helper()
-	p, err := New(cfg, urls...)
+	p, err := New(cfg, URLs(urls...)...)
 	require.NoError(t, err)
-	return newOwner(p.cfg, p.initial, discard())
+	return newOwner(p.cfg, p.initial, p.shared, discard())
 }
 
 func (o *owner) pickKey(t *testing.T) string {
 	t.Helper()
-	r := o.pick(nil)
+	r := o.pick(PickRequest{})
 	require.NoError(t, r.err)
 	return r.val.key
 }
@@ -33,7 +33,7 @@ func (o *owner) addURL(t *testing.T, raw string) *Backend {
 	u, err := ParseURL(raw)
 	require.NoError(t, err)
 	reply := make(chan result[added], 1)
-	o.handle(addMsg{u: u, reply: reply})
+	o.handle(addMsg{s: spec{u: u, weight: 1}, reply: reply})
 	r := <-reply
 	require.NoError(t, r.err)
 	return r.val.b
@@ -140,7 +140,7 @@ func TestRemoveDrainsUntilIdle(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, StateRemoved, st.State)
 	assert.Empty(t, o.status().Backends)
-	assert.ErrorIs(t, o.pick(nil).err, ErrNoBackend)
+	assert.ErrorIs(t, o.pick(PickRequest{}).err, ErrNoBackend)
 }
 
 func TestAddingADrainingBackendRevivesIt(t *testing.T) {
@@ -163,7 +163,7 @@ func TestAddRejectsDuplicatesAfterNormalising(t *testing.T) {
 	u, err := ParseURL("HTTP://A:8080/")
 	require.NoError(t, err)
 	reply := make(chan result[added], 1)
-	o.handle(addMsg{u: u, reply: reply})
+	o.handle(addMsg{s: spec{u: u, weight: 1}, reply: reply})
 	assert.ErrorIs(t, (<-reply).err, ErrExists)
 	assert.Len(t, o.members, 1)
 }
@@ -181,7 +181,7 @@ func TestReportsAboutRemovedBackendsAreIgnored(t *testing.T) {
 }
 
 func TestNewReportsEveryProblem(t *testing.T) {
-	_, err := New(Config{}, "localhost:8082", "http://a", "http://A/", "ftp://x")
+	_, err := New(Config{}, URLs("localhost:8082", "http://a", "http://A/", "ftp://x")...)
 	require.Error(t, err)
 	assert.ErrorIs(t, err, ErrInvalidURL)
 	assert.ErrorIs(t, err, ErrExists)
@@ -267,7 +267,7 @@ func TestStatusCarriesCountersAndChanges(t *testing.T) {
 // the owner has already dropped: the caller acquires, then sees Removed.
 func TestRemovedFlagClosesThePickAcquireGap(t *testing.T) {
 	o := testOwner(t, Config{}, "http://a")
-	r := o.pick(nil)
+	r := o.pick(PickRequest{})
 	require.NoError(t, r.err)
 	b := r.val
 	st, err := o.removeURL("http://a") // lands before the caller's Acquire

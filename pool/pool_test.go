@@ -79,7 +79,7 @@ func TestMarkDownAndBackUp(t *testing.T) {
 func TestAddedBackendWaitsForAPassingProbe(t *testing.T) {
 	p := pooltest.Start(t, pool.Config{})
 	ctx := context.Background()
-	b, st, err := p.Add(ctx, "http://127.0.0.1:9999/")
+	b, st, err := p.Add(ctx, pool.Spec{URL: "http://127.0.0.1:9999/"})
 	require.NoError(t, err)
 	assert.Equal(t, "http://127.0.0.1:9999", st.URL)
 	assert.Equal(t, pool.StateDown, st.State)
@@ -91,9 +91,9 @@ func TestAddedBackendWaitsForAPassingProbe(t *testing.T) {
 	require.NoError(t, err)
 	assert.Same(t, b, got)
 
-	_, _, err = p.Add(ctx, "http://127.0.0.1:9999")
+	_, _, err = p.Add(ctx, pool.Spec{URL: "http://127.0.0.1:9999"})
 	assert.ErrorIs(t, err, pool.ErrExists)
-	_, _, err = p.Add(ctx, "127.0.0.1:9999")
+	_, _, err = p.Add(ctx, pool.Spec{URL: "127.0.0.1:9999"})
 	assert.ErrorIs(t, err, pool.ErrInvalidURL)
 	_, err = p.Remove(ctx, "http://127.0.0.1:1")
 	assert.ErrorIs(t, err, pool.ErrNotFound)
@@ -129,7 +129,7 @@ func TestLoopUnderFire(t *testing.T) {
 				default:
 				}
 				raw := fmt.Sprintf("http://churn-%d-%d.test", c, i)
-				b, _, err := p.Add(ctx, raw)
+				b, _, err := p.Add(ctx, pool.Spec{URL: raw})
 				if !assert.NoError(t, err) {
 					return
 				}
@@ -185,7 +185,7 @@ func TestLoopUnderFire(t *testing.T) {
 
 func TestCancelledCallerReturnsAndTheLoopGoesOn(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p, err := pool.New(pool.Config{}, urls(1)...)
+		p, err := pool.New(pool.Config{}, pool.URLs(urls(1)...)...)
 		require.NoError(t, err)
 
 		// The loop is not running yet: the message is queued, nobody answers.
@@ -210,7 +210,7 @@ func TestCancelledCallerReturnsAndTheLoopGoesOn(t *testing.T) {
 }
 
 func TestEveryCallReturnsErrStoppedAfterRun(t *testing.T) {
-	p, err := pool.New(pool.Config{}, urls(2)...)
+	p, err := pool.New(pool.Config{}, pool.URLs(urls(2)...)...)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -226,7 +226,7 @@ func TestEveryCallReturnsErrStoppedAfterRun(t *testing.T) {
 	assert.ErrorIs(t, err, actor.ErrStopped)
 	assert.ErrorIs(t, p.MarkDown(bg, b, "x"), actor.ErrStopped)
 	assert.ErrorIs(t, p.ReportProbe(bg, b, pool.ProbeResult{OK: true}), actor.ErrStopped)
-	_, _, err = p.Add(bg, "http://new.test")
+	_, _, err = p.Add(bg, pool.Spec{URL: "http://new.test"})
 	assert.ErrorIs(t, err, actor.ErrStopped)
 	_, err = p.Remove(bg, urls(1)[0])
 	assert.ErrorIs(t, err, actor.ErrStopped)

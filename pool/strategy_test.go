@@ -2,28 +2,48 @@ package pool
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
-// members builds a pool's member list from a spec such as "u0 d1 u3": one
-// entry per member, its state (u up, d down) and its in-flight count.
+// testMembers builds a pool's member list from a spec such as "u0 d1 u3w2":
+// one entry per member, its state (u up, d down), its in-flight count and,
+// after w, its weight (1 if not given).
 func testMembers(spec ...string) []*member {
 	ms := make([]*member, len(spec))
+	sh := newShared()
 	for i, s := range spec {
 		u := &url.URL{Scheme: "http", Host: fmt.Sprintf("b%d:80", i)}
-		m := &member{b: newBackend(u), state: StateUp}
+		m := &member{b: newBackend(u, sh), state: StateUp, admin: AdminReady, weight: 1}
 		if s[0] == 'd' {
 			m.state = StateDown
 		}
+		m.refresh()
+		load, weight, _ := strings.Cut(s[1:], "w")
 		var n int64
-		fmt.Sscan(s[1:], &n)
+		fmt.Sscan(load, &n)
 		m.b.inflight.Store(n)
+		if weight != "" {
+			fmt.Sscan(weight, &m.weight)
+		}
 		ms[i] = m
 	}
 	return ms
+}
+
+// testView is a view of ms for a pick of a request no sticky session sends.
+func testView(ms []*member, cursor int, skip []*Backend) *view {
+	uniform := true
+	for _, m := range ms {
+		uniform = uniform && m.weight == ms[0].weight
+	}
+	return &view{members: ms, req: PickRequest{Skip: skip}, cursor: cursor, uniform: uniform,
+		rng: rand.New(rand.NewPCG(1, 2))}
 }
 
 func TestStrategies(t *testing.T) {
@@ -45,6 +65,9 @@ func TestStrategies(t *testing.T) {
 		{name: "down never least", spec: []string{"d0", "u4"}, cursor: 0, rr: 1, lc: 1},
 		{name: "skip tried", spec: []string{"u0", "u0", "u0"}, cursor: 0, skip: []int{0, 1}, rr: 2, lc: 2},
 		{name: "skip all", spec: []string{"u0", "u0"}, skip: []int{0, 1}, rr: -1, lc: -1},
+		// Least-connections divides by weight: 4 in flight at weight 4 is
+		// lighter than 2 at weight 1.
+		{name: "load per weight", spec: []string{"u2", "u4w4"}, cursor: 0, rr: 1, lc: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -53,19 +76,132 @@ func TestStrategies(t *testing.T) {
 			for _, i := range tt.skip {
 				skip = append(skip, ms[i].b)
 			}
-			assert.Equal(t, tt.rr, roundRobin(ms, tt.cursor, skip), "round-robin")
-			assert.Equal(t, tt.lc, leastConnections(ms, tt.cursor, skip), "least-connections")
+			if tt.name != "load per weight" { // the weighted round-robin is tested below
+				assert.Equal(t, tt.rr, roundRobin(testView(ms, tt.cursor, skip)), "round-robin")
+			}
+			assert.Equal(t, tt.lc, leastConnections(testView(ms, tt.cursor, skip)), "least-connections")
 		})
 	}
+}
+
+// sequence picks n times from ms with the smooth weighted round-robin and
+// names each pick by its index's letter.
+func sequence(ms []*member, n int) string {
+	var b strings.Builder
+	for range n {
+		i := smoothWeighted(testView(ms, 0, nil))
+		b.WriteByte(byte('a' + i))
+	}
+	return b.String()
+}
+
+// nginx's smooth weighted round-robin over weights 5, 1, 1 gives the
+// sequence its documentation gives, and over any window of sum-of-weights
+// picks each backend gets exactly its weight: never a burst beyond it.
+func TestSmoothWeightedRoundRobin(t *testing.T) {
+	ms := testMembers("u0w5", "u0w1", "u0w1")
+	assert.Equal(t, "aabacaa", sequence(ms, 7))
+
+	ms = testMembers("u0w5", "u0w3", "u0w2", "u0w1")
+	seq := sequence(ms, 11*20)
+	for start := 0; start+11 <= len(seq); start++ {
+		window := seq[start : start+11]
+		for i, w := range []int{5, 3, 2, 1} {
+			assert.Equal(t, w, strings.Count(window, string(rune('a'+i))), "window %d %q", start, window)
+		}
+	}
+
+	// A member that may not be chosen sits out without disturbing the
+	// others' shares.
+	ms = testMembers("u0w2", "d0w5", "u0w1")
+	assert.Equal(t, "aca", sequence(ms, 3))
+}
+
+// Random-two picks the lighter of two distinct members, so that the
+// heaviest never wins while another may be chosen, and every member that
+// may be chosen is chosen sometimes.
+func TestRandomTwo(t *testing.T) {
+	ms := testMembers("u9", "u0", "u1", "d0")
+	v := testView(ms, 0, nil)
+	counts := map[int]int{}
+	for range 3000 {
+		counts[randomTwo(v)]++
+	}
+	assert.Zero(t, counts[0], "the heaviest of three never wins")
+	assert.Zero(t, counts[3], "a down member is never chosen")
+	assert.Positive(t, counts[1])
+	assert.Positive(t, counts[2])
+	assert.Greater(t, counts[1], counts[2], "the lightest wins most")
+
+	assert.Equal(t, 2, randomTwo(testView(testMembers("d0", "d0", "u7"), 0, nil)), "the only one")
+	assert.Equal(t, -1, randomTwo(testView(testMembers("d0", "d0"), 0, nil)))
+}
+
+// keysOn maps 10,000 keys to the members the ring sends them to.
+func keysOn(r *ring, ms []*member) map[int]*member {
+	v := testView(ms, 0, nil)
+	out := make(map[int]*member, 10000)
+	for k := range 10000 {
+		v.req.Hash, v.req.HasHash = HashKey(fmt.Sprintf("client-%d", k)), true
+		out[k] = r.walk(v)
+	}
+	return out
+}
+
+// Removing one backend of N moves only the keys that were on it; a down
+// backend's keys go to their next backends on the ring, and come back when
+// it does; weights share the keys out in proportion.
+func TestHashRingIsConsistent(t *testing.T) {
+	const n = 10
+	specs := make([]string, n)
+	for i := range specs {
+		specs[i] = "u0"
+	}
+	ms := testMembers(specs...)
+	before := keysOn(buildRing(ms), ms)
+	removed := ms[3]
+	rest := append(append([]*member{}, ms[:3]...), ms[4:]...)
+	after := keysOn(buildRing(rest), rest)
+	moved, own := 0, 0
+	for k, m := range before {
+		if m == removed {
+			own++
+			continue
+		}
+		if after[k] != m {
+			moved++
+		}
+	}
+	assert.Zero(t, moved, "no key that was on another backend moves")
+	assert.InDelta(t, 10000/n, own, 10000/n*0.5, "the removed backend held about 1/N of the keys")
+
+	ms[5].state = StateDown
+	ms[5].refresh()
+	down := keysOn(buildRing(ms), ms)
+	for k, m := range before {
+		if m != ms[5] {
+			assert.Same(t, m, down[k], "a key not on the down backend stays put")
+		} else {
+			assert.NotSame(t, ms[5], down[k])
+		}
+	}
+
+	weighted := testMembers("u0w1", "u0w3")
+	counts := map[*member]int{}
+	for _, m := range keysOn(buildRing(weighted), weighted) {
+		counts[m]++
+	}
+	assert.InDelta(t, 7500, counts[weighted[1]], 600, "weight 3 of 4 holds about three quarters")
 }
 
 // Sequential requests with nothing in flight must spread over every backend
 // (the original program sent 9 of 9 to the first).
 func TestLeastConnectionsSpreadsSequentialRequests(t *testing.T) {
-	o := &owner{sel: leastConnections, members: testMembers("u0", "u0", "u0"), log: discard()}
+	o := testOwner(t, Config{Strategy: LeastConnections}, "http://a", "http://b", "http://c")
 	counts := map[*Backend]int{}
 	for range 9 {
-		r := o.pick(nil)
+		r := o.pick(PickRequest{})
+		require.NoError(t, r.err)
 		counts[r.val]++
 	}
 	for _, m := range o.members {
@@ -74,7 +210,7 @@ func TestLeastConnectionsSpreadsSequentialRequests(t *testing.T) {
 }
 
 func TestParseStrategy(t *testing.T) {
-	for _, s := range []string{"round-robin", "least-connections"} {
+	for _, s := range []string{"round-robin", "least-connections", "random-two", "hash"} {
 		got, err := ParseStrategy(s)
 		assert.NoError(t, err)
 		assert.Equal(t, Strategy(s), got)

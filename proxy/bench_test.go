@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/switchyard-proxy/switchyard/pool"
+	"github.com/switchyard-proxy/switchyard/pool/pooltest"
 	"github.com/switchyard-proxy/switchyard/proxy"
 )
 
@@ -43,14 +44,8 @@ func BenchmarkServeHTTP(b *testing.B) {
 		},
 	}
 
-	p, err := pool.New(pool.Config{}, be.URL)
-	if err != nil {
-		b.Fatal(err)
-	}
+	p := pooltest.Start(b, pool.Config{}, be.URL)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); p.Run(ctx) }() // waited for below
-	defer func() { cancel(); <-done }()
 	px := mustProxy(b, p, proxy.Config{})
 	defer px.CloseIdleConnections()
 	quiet := mustProxy(b, p, proxy.Config{DisableMetrics: true})

@@ -39,10 +39,10 @@ func (p *Proxy) trusted(remoteAddr string) bool {
 		return false
 	}
 	ap, err := netip.ParseAddrPort(remoteAddr)
-	if err != nil {
-		return false
-	}
-	ip := ap.Addr().Unmap()
+	return err == nil && p.trustedAddr(ap.Addr().Unmap())
+}
+
+func (p *Proxy) trustedAddr(ip netip.Addr) bool {
 	for _, pfx := range p.cfg.TrustedProxies {
 		if pfx.Contains(ip) {
 			return true

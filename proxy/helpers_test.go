@@ -35,7 +35,13 @@ type fixture struct {
 
 func newFixture(t *testing.T, cfg proxy.Config, backends ...string) *fixture {
 	t.Helper()
-	p := pooltest.Start(t, pool.Config{}, backends...) // stopped by the last cleanup
+	return newFixtureWith(t, pool.Config{}, cfg, backends...)
+}
+
+// newFixtureWith is newFixture with a pool configured as pcfg.
+func newFixtureWith(t *testing.T, pcfg pool.Config, cfg proxy.Config, backends ...string) *fixture {
+	t.Helper()
+	p := pooltest.Start(t, pcfg, backends...) // stopped by the last cleanup
 
 	px, err := proxy.New(p, cfg)
 	require.NoError(t, err)

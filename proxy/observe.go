@@ -15,7 +15,8 @@ import (
 const (
 	classNoBackend  = "no_backend"  // 503: no backend up (or the pool stopped)
 	classTimeout    = "timeout"     // 504: no response within the request timeout
-	classConnect    = "connect"     // 502: no backend could be connected to
+	classConnect    = "connect"     // 503: no backend could be connected to
+	classQueue      = "queue"       // 503: every backend full, and the queue full or its wait too long
 	classBackend    = "backend"     // 502: the backend failed before its response
 	classClientGone = "client_gone" // 499: the client went away first
 	classAborted    = "aborted"     // the response broke off after it had started
@@ -66,7 +67,12 @@ type metrics struct {
 	duration prometheus.Histogram
 	clients  atomic.Int64
 
-	requestsDesc, clientsDesc, droppedDesc *prometheus.Desc
+	// The queue for a backend slot: how long requests waited, and how many
+	// gave up because it was full or its wait too long.
+	queueWait               prometheus.Histogram
+	queueFull, queueTimeout atomic.Uint64
+
+	requestsDesc, clientsDesc, droppedDesc, rejectedDesc *prometheus.Desc
 }
 
 func newMetrics() *metrics {
@@ -76,6 +82,14 @@ func newMetrics() *metrics {
 			Help:    "Time from a request's arrival to the end of its response.",
 			Buckets: prometheus.DefBuckets,
 		}),
+		queueWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "switchyard_queue_wait_seconds",
+			Help:    "Time requests waited in the queue for a backend slot (max_requests_per_backend).",
+			Buckets: []float64{.001, .005, .01, .05, .1, .5, 1, 2.5, 5, 10, 30},
+		}),
+		rejectedDesc: prometheus.NewDesc("switchyard_queue_rejections_total",
+			"Requests answered 503 because every backend was full and the queue was full (reason=full) or its wait ran out (reason=timeout).",
+			[]string{"reason"}, nil),
 		requestsDesc: prometheus.NewDesc("switchyard_requests_total",
 			"Requests served, by the status code sent to the client; 499 means the client went away first.",
 			[]string{"code"}, nil),
@@ -148,7 +162,9 @@ func (p *Proxy) Describe(ch chan<- *prometheus.Desc) {
 	ch <- p.metrics.requestsDesc
 	ch <- p.metrics.clientsDesc
 	ch <- p.metrics.droppedDesc
+	ch <- p.metrics.rejectedDesc
 	p.metrics.duration.Describe(ch)
+	p.metrics.queueWait.Describe(ch)
 }
 
 func (p *Proxy) Collect(ch chan<- prometheus.Metric) {
@@ -167,5 +183,8 @@ func (p *Proxy) Collect(ch chan<- prometheus.Metric) {
 		dropped = p.cfg.AccessLog.Dropped()
 	}
 	ch <- prometheus.MustNewConstMetric(m.droppedDesc, prometheus.CounterValue, float64(dropped))
+	ch <- prometheus.MustNewConstMetric(m.rejectedDesc, prometheus.CounterValue, float64(m.queueFull.Load()), "full")
+	ch <- prometheus.MustNewConstMetric(m.rejectedDesc, prometheus.CounterValue, float64(m.queueTimeout.Load()), "timeout")
 	m.duration.Collect(ch)
+	m.queueWait.Collect(ch)
 }

@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,12 +19,18 @@ import (
 	"github.com/switchyard-proxy/switchyard/pool"
 )
 
-// Pool is what the proxy needs from the backend pool.
+// Pool is what the proxy needs from the backend pool. *pool.Pool
+// satisfies it.
 type Pool interface {
-	// Pick returns a backend that is up and not in skip.
-	Pick(ctx context.Context, skip []*pool.Backend) (*pool.Backend, error)
+	// PickFor returns a backend for a request, ErrBusy when every one that
+	// could take it is full.
+	PickFor(ctx context.Context, req pool.PickRequest) (*pool.Backend, error)
+	// Wait queues for a backend slot, and returns the backend acquired.
+	Wait(ctx context.Context, req pool.PickRequest) (*pool.Backend, error)
 	// MarkDown takes a backend out of rotation at once.
 	MarkDown(ctx context.Context, b *pool.Backend, reason string) error
+	// ReportOutcome is passive health: the result of each attempt.
+	ReportOutcome(ctx context.Context, b *pool.Backend, status int, transportFailure bool) error
 }
 
 // Config tunes the proxy. The zero value of each field picks the default
@@ -57,6 +64,13 @@ type Config struct {
 	// MaxResponseHeaderBytes caps a backend's response headers; more is a
 	// 502. Zero means 64 KiB.
 	MaxResponseHeaderBytes int64
+	// HashKey is the part of a request that the pool's Hash strategy hashes.
+	// Zero means none: picks carry no key (set it when the strategy is
+	// Hash).
+	HashKey HashKey
+	// StickyCookie is the name of the session-affinity cookie. Empty means
+	// no sticky sessions; the pool must have a StickySecret for them.
+	StickyCookie string
 	// DisableMetrics turns off the proxy's request metrics (the counters on
 	// pool.Backend records are always kept).
 	DisableMetrics bool
@@ -159,6 +173,12 @@ type requestState struct {
 	// serving is the backend whose response is being sent to the client. It
 	// holds an in-flight count until ServeHTTP returns.
 	serving *pool.Backend
+	// What the pick needs of the request: its sticky cookie, its hash key;
+	// and whether a cookie set on the response must be Secure.
+	sticky  string
+	hash    uint64
+	hasHash bool
+	secure  bool
 
 	// What was sent to the client (the retrier needs to know of 1xx
 	// answers), and for metrics and the access log when the request
@@ -182,6 +202,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel(nil)
 	st := &requestState{client: r.Context()}
 	st.tried = st.buf[:0]
+	if p.cfg.HashKey.Kind != "" {
+		st.hash, st.hasHash = p.hash(r)
+	}
+	if p.cfg.StickyCookie != "" {
+		if c, err := r.Cookie(p.cfg.StickyCookie); err == nil {
+			st.sticky = c.Value
+		}
+		st.secure = r.TLS != nil || (p.trusted(r.RemoteAddr) && strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https"))
+	}
 	st.timer = time.AfterFunc(p.cfg.RequestTimeout, func() { cancel(errTimeout) })
 	defer st.timer.Stop()
 	st.rec.ResponseWriter = w
@@ -231,10 +260,18 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 		code, class = http.StatusGatewayTimeout, classTimeout
 	case errors.Is(err, pool.ErrNoBackend), errors.Is(err, actor.ErrStopped):
 		code, class = http.StatusServiceUnavailable, classNoBackend
-		secs := int((p.cfg.RetryAfter + time.Second - 1) / time.Second)
-		w.Header().Set("Retry-After", strconv.Itoa(secs))
+	case errors.Is(err, errNoConnection):
+		// Nothing reached a backend: unavailable, not a gateway's failure
+		// (HAProxy and Envoy answer so too).
+		code, class = http.StatusServiceUnavailable, classConnect
+	case errors.Is(err, pool.ErrQueueFull), errors.Is(err, pool.ErrQueueTimeout):
+		code, class = http.StatusServiceUnavailable, classQueue
 	case isDialError(err):
 		class = classConnect
+	}
+	if code == http.StatusServiceUnavailable {
+		secs := int((p.cfg.RetryAfter + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
 	}
 	if st != nil {
 		st.errClass = class

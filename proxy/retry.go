@@ -3,12 +3,15 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"sync/atomic"
+	"time"
 
 	"github.com/switchyard-proxy/switchyard/pool"
 )
@@ -47,22 +50,23 @@ func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 
 	var lastErr error
+	reachedAny := false      // some attempt connected to its backend
 	var failed *pool.Backend // the last attempt's backend, until another takes over
 	for {
-		b, err := p.pool.Pick(ctx, st.tried)
+		b, err := t.acquire(ctx, st)
 		if err != nil {
 			if lastErr != nil && errors.Is(err, pool.ErrNoBackend) {
-				// Every backend left has been tried. The client is told what
-				// went wrong with the last one (502), not that the pool was
-				// empty to begin with (503).
+				// Every backend left has been tried. If one was reached, the
+				// client is told what went wrong there (502); if none could
+				// be connected to, that nothing is available (503).
+				if !reachedAny {
+					return nil, fmt.Errorf("%w: %w", errNoConnection, lastErr)
+				}
 				return nil, lastErr
 			}
 			return nil, err
 		}
 		res, err := t.attempt(req, st, b, inbound, host)
-		if errors.Is(err, errRemoved) {
-			continue // not an attempt; the pool will not offer b again
-		}
 		if failed != nil {
 			failed.CountRetry() // its request is now another backend's
 			failed = nil
@@ -72,8 +76,14 @@ func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 
 		reached := !isDialError(err)
+		reachedAny = reachedAny || reached
 		if !reached {
 			b.CountConnectFailure()
+		}
+		if st.client.Err() == nil {
+			// A failure before the response headers counts against the
+			// backend for passive health, unless the client left first.
+			_ = p.pool.ReportOutcome(context.WithoutCancel(ctx), b, 0, true)
 		}
 		if !reached && ctx.Err() == nil {
 			// The backend refused or could not be reached: take it out of
@@ -83,6 +93,9 @@ func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 			_ = p.pool.MarkDown(context.WithoutCancel(ctx), b, err.Error())
 		}
 		if !t.mayRetry(req, st, body, reached) {
+			if !reachedAny && ctx.Err() == nil {
+				return nil, fmt.Errorf("%w: %w", errNoConnection, err)
+			}
 			return nil, err
 		}
 		lastErr, failed = err, b
@@ -90,24 +103,67 @@ func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-// errRemoved says that a picked backend was removed before it was acquired.
-var errRemoved = errors.New("proxy: backend removed before use")
+// acquire finds a backend for the next attempt and takes a slot on it: a
+// pick, then the slot (which a full backend refuses: pick again, skipping
+// it), then the check that it was not removed meanwhile. When every backend
+// that could take the request is at max_requests_per_backend, it waits in
+// the pool's queue, and the slot comes with the grant.
+func (t *retrier) acquire(ctx context.Context, st *requestState) (*pool.Backend, error) {
+	p := t.proxy
+	req := pool.PickRequest{Skip: st.tried, Sticky: st.sticky, Hash: st.hash, HasHash: st.hasHash}
+	queued := req // what the queue is asked for: without the backends skipped as full
+	for {
+		b, err := p.pool.PickFor(ctx, req)
+		if errors.Is(err, pool.ErrBusy) || (errors.Is(err, pool.ErrNoBackend) && len(req.Skip) > len(queued.Skip)) {
+			// Busy, or nothing left but backends that filled up under us.
+			return p.queue(ctx, queued)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !b.TryAcquire() {
+			// Filled between the pick and the take. Skip it for this
+			// attempt only: a copy, so that st.tried is not changed.
+			req.Skip = append(slices.Clip(req.Skip), b)
+			continue
+		}
+		if b.Removed() {
+			// Removed between the pick and the take: it may already be gone
+			// from the pool, with nothing seen in flight (see
+			// Backend.Removed). The pool will not offer it again.
+			b.Release()
+			continue
+		}
+		return b, nil
+	}
+}
 
-// attempt sends req to b. b is counted in flight for the attempt, whichever
-// way it ends, panics included; when it brings a response, the count passes
-// to st.serving, which ServeHTTP releases once the response is finished.
+// queue waits in the pool's queue for a backend slot, and counts the wait.
+func (p *Proxy) queue(ctx context.Context, req pool.PickRequest) (*pool.Backend, error) {
+	start := time.Now()
+	b, err := p.pool.Wait(ctx, req)
+	if p.metrics != nil {
+		p.metrics.queueWait.Observe(time.Since(start).Seconds())
+		switch {
+		case errors.Is(err, pool.ErrQueueFull):
+			p.metrics.queueFull.Add(1)
+		case errors.Is(err, pool.ErrQueueTimeout):
+			p.metrics.queueTimeout.Add(1)
+		}
+	}
+	return b, err
+}
+
+// attempt sends req to b, which the caller has acquired. b's count is
+// released when the attempt ends, whichever way, panics included; when it
+// brings a response, the count passes to st.serving, which ServeHTTP
+// releases once the response is finished.
 func (t *retrier) attempt(req *http.Request, st *requestState, b *pool.Backend, inbound url.URL, host string) (res *http.Response, err error) {
-	b.Acquire()
 	defer func() {
 		if st.serving != b {
 			b.Release()
 		}
 	}()
-	if b.Removed() {
-		// Removed between the pick and the Acquire: it may already be gone
-		// from the pool, with nothing seen in flight (see Backend.Removed).
-		return nil, errRemoved
-	}
 	st.tried = append(st.tried, b)
 
 	// The request is ours alone (ReverseProxy made it for this call), so
@@ -129,6 +185,10 @@ func (t *retrier) attempt(req *http.Request, st *requestState, b *pool.Backend, 
 	}
 	st.serving = b
 	b.CountResponse(res.StatusCode)
+	_ = t.proxy.pool.ReportOutcome(context.WithoutCancel(req.Context()), b, res.StatusCode, false)
+	if c := t.proxy.stickyCookie(b, st); c != nil {
+		res.Header.Add("Set-Cookie", c.String())
+	}
 	return res, nil
 }
 

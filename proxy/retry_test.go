@@ -94,18 +94,10 @@ func TestPostWithBodyRetriedIntactWhenConnectionRefused(t *testing.T) {
 	assert.Equal(t, fmt.Sprintf("POST -1 %s", payload), readAll(t, res))
 }
 
-// mustPick finds the *Backend for url by picking until it comes round.
+// mustPick finds the *Backend for url.
 func mustPick(t *testing.T, f *fixture, url string) *pool.Backend {
 	t.Helper()
-	bs, err := f.pool.Backends(t.Context())
-	require.NoError(t, err)
-	for _, b := range bs {
-		if b.String() == url {
-			return b
-		}
-	}
-	require.Failf(t, "no such backend", "%s", url)
-	return nil
+	return pooltest.BackendOf(t, f.pool, url)
 }
 
 // A backend that accepts and then resets has received the request: a GET may

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"net/netip"
 	"time"
 
 	"github.com/switchyard-proxy/switchyard/cmd/internal/strictjson"
 	"github.com/switchyard-proxy/switchyard/pool"
+	"github.com/switchyard-proxy/switchyard/proxy"
 )
 
 // Config is the proxy's configuration, checked and parsed. The first four
@@ -15,7 +17,7 @@ type Config struct {
 	Port                 int           // the proxy listens on ":Port"
 	Strategy             pool.Strategy // how a backend is chosen
 	HealthCheckFrequency time.Duration // time between health-check rounds
-	Backends             []string      // initial backends, normalised by pool.ParseURL; nil if none
+	Backends             []pool.Spec   // initial backends, normalised by pool.ParseURL; nil if none
 
 	AdminAddr  string // host:port of the admin API
 	AdminToken string // required on admin calls when not empty
@@ -41,6 +43,23 @@ type Config struct {
 
 	Metrics   bool   // serve Prometheus metrics on the admin API's /metrics
 	AccessLog string // "off", "stdout" or a file path
+
+	// Balancing and passive health.
+	HashKey                  proxy.HashKey       // with the hash strategy; zero otherwise
+	StickyCookie             string              // the sticky cookie's name; empty when sticky is off
+	StickySecret             string              // its HMAC key
+	SlowStart                time.Duration       // 0: off
+	PassiveHealth            *pool.PassiveHealth // nil: off
+	HealthCheckDownFrequency time.Duration       // time between checks of down backends
+	WhenAllDown              pool.WhenAllDown
+
+	// Protecting clients' and backends' resources.
+	SendTimeout           time.Duration // a client that reads nothing for this long is cut off
+	ClientBodyTimeout     time.Duration // a client that sends nothing of its body for this long is cut off
+	MaxConnections        int           // client connections at once; 0: no limit
+	MaxRequestsPerBackend int           // requests in flight per backend; 0: no limit
+	MaxQueue              int           // requests waiting for a backend slot
+	QueueTimeout          time.Duration // how long one may wait
 }
 
 // configFile is config.json as written. Durations and addresses stay text
@@ -51,10 +70,12 @@ type configFile struct {
 	// Port is a pointer so that a missing port can be told from "port": 0:
 	// the program this one replaces started on a random port when it was
 	// missing, and that mistake deserves its own message.
-	Port                 *int     `json:"port"`
-	Strategy             string   `json:"strategy"`
-	HealthCheckFrequency string   `json:"health_check_frequency"`
-	Backends             []string `json:"backends"`
+	Port                 *int   `json:"port"`
+	Strategy             string `json:"strategy"`
+	HealthCheckFrequency string `json:"health_check_frequency"`
+	// Backends are URL strings, or objects with a url and a weight: each is
+	// parsed in check, so that a bad one is named by its index.
+	Backends []json.RawMessage `json:"backends"`
 
 	AdminAddr  string `json:"admin_addr"`
 	AdminToken string `json:"admin_token"`
@@ -80,36 +101,86 @@ type configFile struct {
 
 	Metrics   bool   `json:"metrics"`
 	AccessLog string `json:"access_log"`
+
+	HashKey                  string          `json:"hash_key"`
+	Sticky                   json.RawMessage `json:"sticky"`         // see stickyFile
+	SlowStart                string          `json:"slow_start"`     //
+	PassiveHealth            json.RawMessage `json:"passive_health"` // see passiveFile
+	HealthCheckDownFrequency string          `json:"health_check_down_frequency"`
+	WhenAllDown              string          `json:"when_all_down"`
+
+	SendTimeout           string `json:"send_timeout"`
+	ClientBodyTimeout     string `json:"client_body_timeout"`
+	MaxConnections        int    `json:"max_connections"`
+	MaxRequestsPerBackend int    `json:"max_requests_per_backend"`
+	MaxQueue              int    `json:"max_queue"`
+	QueueTimeout          string `json:"queue_timeout"`
+}
+
+// backendFile is a backend entry written as an object.
+type backendFile struct {
+	URL    string `json:"url"`
+	Weight *int   `json:"weight"` // a pointer, to tell a missing weight (1) from 0 (an error)
+}
+
+// stickyFile is "sticky". Its secret may come from the environment instead.
+type stickyFile struct {
+	Cookie string `json:"cookie"`
+	Secret string `json:"secret"`
+}
+
+// passiveFile is "passive_health"; the fields left out take the values
+// below.
+type passiveFile struct {
+	ConsecutiveFailures int    `json:"consecutive_failures"`
+	FailureStatuses     []int  `json:"failure_statuses"`
+	EjectionTime        string `json:"ejection_time"`
+	MaxEjectedPercent   int    `json:"max_ejected_percent"`
+}
+
+func defaultPassive() passiveFile {
+	return passiveFile{ConsecutiveFailures: 5, FailureStatuses: []int{502, 503, 504}, EjectionTime: "30s", MaxEjectedPercent: 50}
 }
 
 // defaultConfig returns the values of every field the file leaves out. The
 // README's table of fields must agree with it.
 func defaultConfig() configFile {
 	return configFile{
-		Strategy:               string(pool.RoundRobin),
-		HealthCheckFrequency:   "10s",
-		AdminAddr:              "127.0.0.1:8081",
-		RequestTimeout:         "30s",
-		ShutdownTimeout:        "15s",
-		ShutdownDelay:          "0s",
-		HealthCheckTimeout:     "", // 2s, or half the frequency if that is less: see check
-		HealthCheckPath:        "/",
-		HealthyThreshold:       1,
-		UnhealthyThreshold:     1,
-		ReadHeaderTimeout:      "10s",
-		IdleTimeout:            "120s",
-		MaxHeaderBytes:         64 << 10,
-		DialTimeout:            "3s",
-		BackendIdleTimeout:     "30s",
-		MaxIdleConnsPerBackend: 256,
-		Metrics:                true,
-		AccessLog:              "off",
+		Strategy:                 string(pool.RoundRobin),
+		HealthCheckFrequency:     "10s",
+		AdminAddr:                "127.0.0.1:8081",
+		RequestTimeout:           "30s",
+		ShutdownTimeout:          "15s",
+		ShutdownDelay:            "0s",
+		HealthCheckTimeout:       "", // 2s, or half the frequency if that is less: see check
+		HealthCheckPath:          "/",
+		HealthyThreshold:         1,
+		UnhealthyThreshold:       1,
+		ReadHeaderTimeout:        "10s",
+		IdleTimeout:              "120s",
+		MaxHeaderBytes:           64 << 10,
+		DialTimeout:              "3s",
+		BackendIdleTimeout:       "30s",
+		MaxIdleConnsPerBackend:   256,
+		Metrics:                  true,
+		AccessLog:                "off",
+		SlowStart:                "0s",
+		HealthCheckDownFrequency: "", // 2s, or health_check_frequency if that is less: see check
+		WhenAllDown:              string(pool.Fail),
+		SendTimeout:              "60s",
+		ClientBodyTimeout:        "60s",
+		MaxQueue:                 pool.DefaultMaxQueue,
+		QueueTimeout:             "5s",
 	}
 }
 
 // tokenEnv, when set and not empty, replaces admin_token, so that the secret
-// need not be written in a file.
-const tokenEnv = "PROXY_ADMIN_TOKEN"
+// need not be written in a file; stickySecretEnv does the same for
+// sticky.secret.
+const (
+	tokenEnv        = "PROXY_ADMIN_TOKEN"
+	stickySecretEnv = "PROXY_STICKY_SECRET"
+)
 
 // loadConfig decodes data onto the defaults, lets the environment (read with
 // getenv) override the admin token, and checks every field. Its error lists
@@ -124,5 +195,5 @@ func loadConfig(data []byte, getenv func(string) string) (Config, error) {
 	if tok := getenv(tokenEnv); tok != "" {
 		f.AdminToken = tok
 	}
-	return f.check()
+	return f.check(getenv)
 }

@@ -1,14 +1,17 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
 
+	"github.com/switchyard-proxy/switchyard/cmd/internal/strictjson"
 	"github.com/switchyard-proxy/switchyard/health"
 	"github.com/switchyard-proxy/switchyard/pool"
 	"github.com/switchyard-proxy/switchyard/proxy"
@@ -18,13 +21,15 @@ import (
 // reports every problem at once. Each package parses its own input
 // (pool.ParseURL, health.ParsePath, proxy.ParseTrustedProxy, ...); this file
 // only gathers the answers and names the fields.
-func (f configFile) check() (Config, error) {
+func (f configFile) check(getenv func(string) string) (Config, error) {
 	var c Config
 	var ps problems
 	f.checkListeners(&c, &ps) // first: the port is needed below
 	f.checkPool(&c, &ps)
+	f.checkBalancing(&c, &ps, getenv)
 	f.checkHealth(&c, &ps)
 	f.checkProxy(&c, &ps)
+	f.checkLimits(&c, &ps)
 	f.checkOutput(&c, &ps)
 	if err := errors.Join(ps...); err != nil {
 		return Config{}, err
@@ -48,6 +53,26 @@ func (ps *problems) positive(field, s string) time.Duration {
 		return 0
 	}
 	return d
+}
+
+// duration parses a duration that may be zero but not negative.
+func (ps *problems) duration(field, s, example string) time.Duration {
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		ps.add(field, "must be a duration of zero or more such as %q, got %q", example, s)
+		return 0
+	}
+	return d
+}
+
+// object decodes an optional nested object of the file strictly onto v,
+// naming its fields under field.
+func (ps *problems) object(field string, raw json.RawMessage, v any) bool {
+	if err := strictjson.Decode(raw, v); err != nil {
+		ps.add(field, "%s", strings.TrimPrefix(err.Error(), "the file must hold one JSON object, got "))
+		return false
+	}
+	return true
 }
 
 // atLeast checks a number against its least allowed value.
@@ -100,13 +125,17 @@ func (f configFile) checkListeners(c *Config, ps *problems) {
 // checkPool: the backends and how the pool chooses among them.
 func (f configFile) checkPool(c *Config, ps *problems) {
 	if s, err := pool.ParseStrategy(f.Strategy); err != nil {
-		ps.add("strategy", "must be %q or %q, got %q", pool.RoundRobin, pool.LeastConnections, f.Strategy)
+		ps.add("strategy", "must be %q, %q, %q or %q, got %q", pool.RoundRobin, pool.LeastConnections, pool.RandomTwo, pool.Hash, f.Strategy)
 	} else {
 		c.Strategy = s
 	}
 	seen := make(map[string]int)
-	for i, raw := range f.Backends {
+	for i, entry := range f.Backends {
 		field := fmt.Sprintf("backends[%d]", i)
+		raw, weight, ok := parseBackendEntry(field, entry, ps)
+		if !ok {
+			continue
+		}
 		u, err := pool.ParseURL(raw)
 		if err != nil {
 			ps.add(field, "%s", strings.TrimPrefix(err.Error(), "pool: "))
@@ -124,10 +153,109 @@ func (f configFile) checkPool(c *Config, ps *problems) {
 			continue
 		}
 		seen[key] = i
-		c.Backends = append(c.Backends, key)
+		c.Backends = append(c.Backends, pool.Spec{URL: key, Weight: weight})
 	}
 	c.HealthyThreshold = ps.atLeast("healthy_threshold", f.HealthyThreshold, 1)
 	c.UnhealthyThreshold = ps.atLeast("unhealthy_threshold", f.UnhealthyThreshold, 1)
+}
+
+// parseBackendEntry reads one entry of "backends": a URL string, as in the
+// original program's files, or an object with a url and a weight.
+func parseBackendEntry(field string, entry json.RawMessage, ps *problems) (string, int, bool) {
+	var raw string
+	if err := json.Unmarshal(entry, &raw); err == nil {
+		return raw, 1, true
+	}
+	var b backendFile
+	if len(entry) == 0 || entry[0] != '{' {
+		ps.add(field, "must be a URL string or an object such as %s, got %s", `{"url": "http://10.0.0.5:8080", "weight": 3}`, entry)
+		return "", 0, false
+	}
+	if !ps.object(field, entry, &b) {
+		return "", 0, false
+	}
+	weight := 1
+	if b.Weight != nil {
+		weight = *b.Weight
+		if weight < 1 || weight > pool.MaxWeight {
+			ps.add(field, "weight must be a whole number from 1 to %d, got %d", pool.MaxWeight, weight)
+			return "", 0, false
+		}
+	}
+	if b.URL == "" {
+		ps.add(field, "url: missing")
+		return "", 0, false
+	}
+	return b.URL, weight, true
+}
+
+// checkBalancing: hashing, sticky sessions, slow start, passive health and
+// what happens when every backend is down.
+func (f configFile) checkBalancing(c *Config, ps *problems, getenv func(string) string) {
+	if k, err := proxy.ParseHashKey(f.HashKey); err != nil {
+		ps.add("hash_key", "must be %q, %q, %q or %q, got %q", "client_ip", "uri", "header:NAME", "cookie:NAME", f.HashKey)
+	} else if c.Strategy == pool.Hash {
+		c.HashKey = k
+	}
+	if f.Sticky != nil && string(f.Sticky) != "null" {
+		st := stickyFile{Cookie: "sy_route"}
+		if ps.object("sticky", f.Sticky, &st) {
+			if env := getenv(stickySecretEnv); env != "" {
+				st.Secret = env
+			}
+			if st.Secret == "" {
+				ps.add("sticky.secret", "missing; sticky sessions need a secret to sign their cookie: set sticky.secret or %s", stickySecretEnv)
+			}
+			if !validCookieName(st.Cookie) {
+				ps.add("sticky.cookie", "must be a cookie name such as %q, got %q", "sy_route", st.Cookie)
+			}
+			c.StickyCookie, c.StickySecret = st.Cookie, st.Secret
+		}
+	}
+	c.SlowStart = ps.duration("slow_start", f.SlowStart, "30s")
+	if f.PassiveHealth != nil && string(f.PassiveHealth) != "null" {
+		pf := defaultPassive()
+		if ps.object("passive_health", f.PassiveHealth, &pf) {
+			ph := &pool.PassiveHealth{ConsecutiveFailures: pf.ConsecutiveFailures, FailureStatuses: pf.FailureStatuses,
+				MaxEjectedPercent: pf.MaxEjectedPercent}
+			if pf.ConsecutiveFailures < 1 {
+				ps.add("passive_health.consecutive_failures", "must be at least 1, got %d", pf.ConsecutiveFailures)
+			}
+			for i, s := range pf.FailureStatuses {
+				if s < 100 || s > 599 {
+					ps.add(fmt.Sprintf("passive_health.failure_statuses[%d]", i), "must be an HTTP status from 100 to 599, got %d", s)
+				}
+			}
+			ph.EjectionTime = ps.positive("passive_health.ejection_time", pf.EjectionTime)
+			if pf.MaxEjectedPercent < 0 || pf.MaxEjectedPercent > 100 {
+				ps.add("passive_health.max_ejected_percent", "must be from 0 to 100, got %d", pf.MaxEjectedPercent)
+			}
+			c.PassiveHealth = ph
+		}
+	}
+	switch w := pool.WhenAllDown(f.WhenAllDown); w {
+	case pool.Fail, pool.TryAll:
+		c.WhenAllDown = w
+	default:
+		ps.add("when_all_down", "must be %q or %q, got %q", pool.Fail, pool.TryAll, f.WhenAllDown)
+	}
+}
+
+// validCookieName reports whether name is a cookie name (an RFC 6265
+// token), as http.Cookie would write it.
+func validCookieName(name string) bool {
+	return name != "" && (&http.Cookie{Name: name, Value: "x"}).Valid() == nil
+}
+
+// checkLimits: what protects the proxy's clients and backends from each
+// other.
+func (f configFile) checkLimits(c *Config, ps *problems) {
+	c.SendTimeout = ps.positive("send_timeout", f.SendTimeout)
+	c.ClientBodyTimeout = ps.positive("client_body_timeout", f.ClientBodyTimeout)
+	c.MaxConnections = ps.atLeast("max_connections", f.MaxConnections, 0)
+	c.MaxRequestsPerBackend = ps.atLeast("max_requests_per_backend", f.MaxRequestsPerBackend, 0)
+	c.MaxQueue = ps.atLeast("max_queue", f.MaxQueue, 1)
+	c.QueueTimeout = ps.positive("queue_timeout", f.QueueTimeout)
 }
 
 // checkHealth: the active health checks.
@@ -148,6 +276,14 @@ func (f configFile) checkHealth(c *Config, ps *problems) {
 		// Otherwise one round of probes could still run when the next is due.
 		ps.add("health_check_timeout", "must be less than health_check_frequency (%s), got %s", c.HealthCheckFrequency, c.HealthCheckTimeout)
 	}
+	if f.HealthCheckDownFrequency == "" {
+		c.HealthCheckDownFrequency = min(health.DefaultDownInterval, c.HealthCheckFrequency)
+	} else {
+		c.HealthCheckDownFrequency = ps.positive("health_check_down_frequency", f.HealthCheckDownFrequency)
+		if c.HealthCheckFrequency > 0 && c.HealthCheckDownFrequency > c.HealthCheckFrequency {
+			ps.add("health_check_down_frequency", "must be at most health_check_frequency (%s), got %s", c.HealthCheckFrequency, c.HealthCheckDownFrequency)
+		}
+	}
 	if _, err := health.ParsePath(f.HealthCheckPath); err != nil {
 		ps.add("health_check_path", "must be a path starting with \"/\", got %q", f.HealthCheckPath)
 	} else {
@@ -160,11 +296,7 @@ func (f configFile) checkHealth(c *Config, ps *problems) {
 func (f configFile) checkProxy(c *Config, ps *problems) {
 	c.RequestTimeout = ps.positive("request_timeout", f.RequestTimeout)
 	c.ShutdownTimeout = ps.positive("shutdown_timeout", f.ShutdownTimeout)
-	if d, err := time.ParseDuration(f.ShutdownDelay); err != nil || d < 0 {
-		ps.add("shutdown_delay", "must be a duration of zero or more such as %q, got %q", "5s", f.ShutdownDelay)
-	} else {
-		c.ShutdownDelay = d
-	}
+	c.ShutdownDelay = ps.duration("shutdown_delay", f.ShutdownDelay, "5s")
 	for i, s := range f.TrustedProxies {
 		p, err := proxy.ParseTrustedProxy(s)
 		if err != nil {

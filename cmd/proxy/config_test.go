@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/netip"
 	"os"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchyard-proxy/switchyard/pool"
+	"github.com/switchyard-proxy/switchyard/proxy"
 )
 
 func noEnv(string) string { return "" }
@@ -24,35 +26,53 @@ func TestShippedConfig(t *testing.T) {
 	cfg, err := loadConfig(data, noEnv)
 	require.NoError(t, err)
 	assert.Equal(t, Config{
-		Port:                   8080,
-		Strategy:               pool.RoundRobin,
-		HealthCheckFrequency:   15 * time.Second,
-		Backends:               []string{"http://localhost:8082", "http://localhost:8083", "http://localhost:8084"},
-		AdminAddr:              "127.0.0.1:8081",
-		RequestTimeout:         30 * time.Second,
-		ShutdownTimeout:        15 * time.Second,
-		ShutdownDelay:          0,
-		HealthCheckTimeout:     2 * time.Second,
-		HealthCheckPath:        "/",
-		HealthyThreshold:       1,
-		UnhealthyThreshold:     1,
-		ReadHeaderTimeout:      10 * time.Second,
-		IdleTimeout:            120 * time.Second,
-		MaxHeaderBytes:         65536,
-		DialTimeout:            3 * time.Second,
-		BackendIdleTimeout:     30 * time.Second,
-		MaxIdleConnsPerBackend: 256,
-		Metrics:                true,
-		AccessLog:              "off",
-	}, cfg)
+		Port:                     8080,
+		Strategy:                 pool.RoundRobin,
+		HealthCheckFrequency:     15 * time.Second,
+		Backends:                 pool.URLs("http://localhost:8082", "http://localhost:8083", "http://localhost:8084"),
+		AdminAddr:                "127.0.0.1:8081",
+		RequestTimeout:           30 * time.Second,
+		ShutdownTimeout:          15 * time.Second,
+		ShutdownDelay:            0,
+		HealthCheckTimeout:       2 * time.Second,
+		HealthCheckPath:          "/",
+		HealthyThreshold:         1,
+		UnhealthyThreshold:       1,
+		ReadHeaderTimeout:        10 * time.Second,
+		IdleTimeout:              120 * time.Second,
+		MaxHeaderBytes:           65536,
+		DialTimeout:              3 * time.Second,
+		BackendIdleTimeout:       30 * time.Second,
+		MaxIdleConnsPerBackend:   256,
+		Metrics:                  true,
+		AccessLog:                "off",
+		SlowStart:                0,
+		HealthCheckDownFrequency: 2 * time.Second,
+		WhenAllDown:              pool.Fail,
+		SendTimeout:              60 * time.Second,
+		ClientBodyTimeout:        60 * time.Second,
+		MaxQueue:                 1024,
+		QueueTimeout:             5 * time.Second,
+	}, withWeights(cfg))
+}
+
+// withWeights gives every backend of cfg without a weight the weight 1
+// that the pool would give it, so that a literal can use pool.URLs.
+func withWeights(cfg Config) Config {
+	for i := range cfg.Backends {
+		if cfg.Backends[i].Weight == 1 {
+			cfg.Backends[i].Weight = 0
+		}
+	}
+	return cfg
 }
 
 func TestEveryFieldIsRead(t *testing.T) {
 	cfg, err := loadConfig([]byte(`{
 		"port": 9000,
-		"strategy": "least-connections",
+		"strategy": "hash",
 		"health_check_frequency": "1m",
-		"backends": ["HTTP://Example.COM:80/", "https://10.0.0.1:8443/app"],
+		"backends": ["HTTP://Example.COM:80/", {"url": "https://10.0.0.1:8443/app", "weight": 3}],
 		"admin_addr": "0.0.0.0:9001",
 		"admin_token": "s3cret",
 		"request_timeout": "5s",
@@ -70,15 +90,27 @@ func TestEveryFieldIsRead(t *testing.T) {
 		"backend_idle_timeout": "15s",
 		"max_idle_conns_per_backend": 32,
 		"metrics": false,
-		"access_log": "/var/log/switchyard/access.log"
+		"access_log": "/var/log/switchyard/access.log",
+		"hash_key": "header:x-user",
+		"sticky": {"cookie": "route", "secret": "k"},
+		"slow_start": "30s",
+		"passive_health": {"consecutive_failures": 3, "ejection_time": "10s"},
+		"health_check_down_frequency": "5s",
+		"when_all_down": "try_all",
+		"send_timeout": "30s",
+		"client_body_timeout": "20s",
+		"max_connections": 10000,
+		"max_requests_per_backend": 100,
+		"max_queue": 500,
+		"queue_timeout": "2s"
 	}`), noEnv)
 	require.NoError(t, err)
 	assert.Equal(t, Config{
 		Port:                 9000,
-		Strategy:             pool.LeastConnections,
+		Strategy:             pool.Hash,
 		HealthCheckFrequency: time.Minute,
 		// Normalised, as the pool will hold them.
-		Backends:           []string{"http://example.com", "https://10.0.0.1:8443/app"},
+		Backends:           []pool.Spec{{URL: "http://example.com", Weight: 1}, {URL: "https://10.0.0.1:8443/app", Weight: 3}},
 		AdminAddr:          "0.0.0.0:9001",
 		AdminToken:         "s3cret",
 		RequestTimeout:     5 * time.Second,
@@ -102,6 +134,20 @@ func TestEveryFieldIsRead(t *testing.T) {
 		MaxIdleConnsPerBackend: 32,
 		Metrics:                false,
 		AccessLog:              "/var/log/switchyard/access.log",
+		HashKey:                proxy.HashKey{Kind: "header", Name: "X-User"},
+		StickyCookie:           "route",
+		StickySecret:           "k",
+		SlowStart:              30 * time.Second,
+		PassiveHealth: &pool.PassiveHealth{ConsecutiveFailures: 3, FailureStatuses: []int{502, 503, 504},
+			EjectionTime: 10 * time.Second, MaxEjectedPercent: 50},
+		HealthCheckDownFrequency: 5 * time.Second,
+		WhenAllDown:              pool.TryAll,
+		SendTimeout:              30 * time.Second,
+		ClientBodyTimeout:        20 * time.Second,
+		MaxConnections:           10000,
+		MaxRequestsPerBackend:    100,
+		MaxQueue:                 500,
+		QueueTimeout:             2 * time.Second,
 	}, cfg)
 	assertRoundTrips(t, cfg)
 }
@@ -112,6 +158,24 @@ func TestEmptyBackendListIsValid(t *testing.T) {
 		require.NoError(t, err, in)
 		assert.Empty(t, cfg.Backends, in)
 	}
+}
+
+// PROXY_STICKY_SECRET gives sticky sessions their secret, so that it need
+// not be written in the file, and wins over one that is.
+func TestStickySecretFromEnvironment(t *testing.T) {
+	env := func(k string) string {
+		if k == "PROXY_STICKY_SECRET" {
+			return "from-env"
+		}
+		return ""
+	}
+	cfg, err := loadConfig([]byte(`{"port": 8080, "sticky": {}}`), env)
+	require.NoError(t, err)
+	assert.Equal(t, "sy_route", cfg.StickyCookie, "the default cookie name")
+	assert.Equal(t, "from-env", cfg.StickySecret)
+	cfg, err = loadConfig([]byte(`{"port": 8080, "sticky": {"secret": "file"}}`), env)
+	require.NoError(t, err)
+	assert.Equal(t, "from-env", cfg.StickySecret)
 }
 
 func TestTokenFromEnvironment(t *testing.T) {
@@ -154,7 +218,7 @@ var badConfigs = []badConfig{
 	{"zero frequency", `{"port": 8080, "health_check_frequency": "0s"}`,
 		[]string{`health_check_frequency: must be a positive duration such as "10s", got "0s"`}},
 	{"unknown strategy", `{"port": 8080, "strategy": "fastest"}`,
-		[]string{`strategy: must be "round-robin" or "least-connections", got "fastest"`}},
+		[]string{`strategy: must be "round-robin", "least-connections", "random-two" or "hash", got "fastest"`}},
 	{"missing port", `{"strategy": "round-robin"}`,
 		[]string{`port: missing`}},
 	{"backend without scheme", `{"port": 8080, "backends": ["http://localhost:8083", "localhost:8082"]}`,
@@ -224,6 +288,41 @@ var badConfigs = []badConfig{
 			`dial_timeout: must be a positive duration`, `backend_idle_timeout: must be a positive duration`,
 			`shutdown_timeout: must be a positive duration`}},
 
+	// Balancing, passive health and limits.
+	{"weight zero", `{"port": 8080, "backends": [{"url": "http://a:1", "weight": 0}]}`,
+		[]string{`backends[0]: weight must be a whole number from 1 to 1000, got 0`}},
+	{"weight too big", `{"port": 8080, "backends": ["http://b:1", {"url": "http://a:1", "weight": 1001}]}`,
+		[]string{`backends[1]: weight must be a whole number from 1 to 1000, got 1001`}},
+	{"backend object unknown field", `{"port": 8080, "backends": [{"url": "http://a:1", "wieght": 2}]}`,
+		[]string{`backends[0]: wieght: unknown field`}},
+	{"backend object without url", `{"port": 8080, "backends": [{"weight": 2}]}`,
+		[]string{`backends[0]: url: missing`}},
+	{"backend as a number", `{"port": 8080, "backends": [8082]}`,
+		[]string{`backends[0]: must be a URL string or an object`}},
+	{"bad hash key", `{"port": 8080, "strategy": "hash", "hash_key": "header:"}`,
+		[]string{`hash_key: must be "client_ip", "uri", "header:NAME" or "cookie:NAME", got "header:"`}},
+	{"sticky without a secret", `{"port": 8080, "sticky": {"cookie": "route"}}`,
+		[]string{`sticky.secret: missing`}},
+	{"sticky with a bad cookie name", `{"port": 8080, "sticky": {"cookie": "a b", "secret": "k"}}`,
+		[]string{`sticky.cookie: must be a cookie name`}},
+	{"sticky unknown field", `{"port": 8080, "sticky": {"name": "x", "secret": "k"}}`,
+		[]string{`sticky: name: unknown field`}},
+	{"negative slow start", `{"port": 8080, "slow_start": "-1s"}`,
+		[]string{`slow_start: must be a duration of zero or more`}},
+	{"passive health out of range", `{"port": 8080, "passive_health": {"consecutive_failures": 0, "failure_statuses": [99], "ejection_time": "0s", "max_ejected_percent": 101}}`,
+		[]string{`passive_health.consecutive_failures: must be at least 1, got 0`,
+			`passive_health.failure_statuses[0]: must be an HTTP status from 100 to 599, got 99`,
+			`passive_health.ejection_time: must be a positive duration`,
+			`passive_health.max_ejected_percent: must be from 0 to 100, got 101`}},
+	{"when all down", `{"port": 8080, "when_all_down": "panic"}`,
+		[]string{`when_all_down: must be "fail" or "try_all", got "panic"`}},
+	{"down checks rarer than checks", `{"port": 8080, "health_check_frequency": "5s", "health_check_down_frequency": "10s"}`,
+		[]string{`health_check_down_frequency: must be at most health_check_frequency (5s), got 10s`}},
+	{"limits", `{"port": 8080, "max_connections": -1, "max_requests_per_backend": -2, "max_queue": 0, "queue_timeout": "0s", "send_timeout": "0s", "client_body_timeout": "x"}`,
+		[]string{`max_connections: must be at least 0, got -1`, `max_requests_per_backend: must be at least 0, got -2`,
+			`max_queue: must be at least 1, got 0`, `queue_timeout: must be a positive duration`,
+			`send_timeout: must be a positive duration`, `client_body_timeout: must be a positive duration`}},
+
 	// Several problems are reported together, one line each.
 	{"several at once", `{"strategy": "random", "health_check_frequency": "0s", "backends": ["localhost:8082"]}`,
 		[]string{`port: missing`, `strategy: must be`, `health_check_frequency: must be a positive duration`, `backends[0]: invalid backend URL`}},
@@ -277,7 +376,7 @@ func FuzzLoadConfig(f *testing.F) {
 		assert.Positive(t, cfg.HealthCheckFrequency)
 		assert.Less(t, cfg.HealthCheckTimeout, cfg.HealthCheckFrequency)
 		assert.True(t, strings.HasPrefix(cfg.HealthCheckPath, "/"))
-		_, err = pool.New(pool.Config{Strategy: cfg.Strategy}, cfg.Backends...)
+		_, err = pool.New(poolConfig(cfg, slog.New(slog.DiscardHandler)), cfg.Backends...)
 		assert.NoError(t, err, "the pool accepts what the config accepted")
 		assertRoundTrips(t, cfg)
 	})
@@ -308,27 +407,49 @@ func TestMappedTrustedProxies(t *testing.T) {
 func (c Config) file() configFile {
 	port := c.Port
 	f := configFile{
-		Port:                   &port,
-		Strategy:               string(c.Strategy),
-		HealthCheckFrequency:   c.HealthCheckFrequency.String(),
-		Backends:               c.Backends,
-		AdminAddr:              c.AdminAddr,
-		AdminToken:             c.AdminToken,
-		RequestTimeout:         c.RequestTimeout.String(),
-		ShutdownTimeout:        c.ShutdownTimeout.String(),
-		ShutdownDelay:          c.ShutdownDelay.String(),
-		HealthCheckTimeout:     c.HealthCheckTimeout.String(),
-		HealthCheckPath:        c.HealthCheckPath,
-		HealthyThreshold:       c.HealthyThreshold,
-		UnhealthyThreshold:     c.UnhealthyThreshold,
-		ReadHeaderTimeout:      c.ReadHeaderTimeout.String(),
-		IdleTimeout:            c.IdleTimeout.String(),
-		MaxHeaderBytes:         c.MaxHeaderBytes,
-		DialTimeout:            c.DialTimeout.String(),
-		BackendIdleTimeout:     c.BackendIdleTimeout.String(),
-		MaxIdleConnsPerBackend: c.MaxIdleConnsPerBackend,
-		Metrics:                c.Metrics,
-		AccessLog:              c.AccessLog,
+		Port:                     &port,
+		Strategy:                 string(c.Strategy),
+		HealthCheckFrequency:     c.HealthCheckFrequency.String(),
+		AdminAddr:                c.AdminAddr,
+		AdminToken:               c.AdminToken,
+		RequestTimeout:           c.RequestTimeout.String(),
+		ShutdownTimeout:          c.ShutdownTimeout.String(),
+		ShutdownDelay:            c.ShutdownDelay.String(),
+		HealthCheckTimeout:       c.HealthCheckTimeout.String(),
+		HealthCheckPath:          c.HealthCheckPath,
+		HealthyThreshold:         c.HealthyThreshold,
+		UnhealthyThreshold:       c.UnhealthyThreshold,
+		ReadHeaderTimeout:        c.ReadHeaderTimeout.String(),
+		IdleTimeout:              c.IdleTimeout.String(),
+		MaxHeaderBytes:           c.MaxHeaderBytes,
+		DialTimeout:              c.DialTimeout.String(),
+		BackendIdleTimeout:       c.BackendIdleTimeout.String(),
+		MaxIdleConnsPerBackend:   c.MaxIdleConnsPerBackend,
+		Metrics:                  c.Metrics,
+		AccessLog:                c.AccessLog,
+		SlowStart:                c.SlowStart.String(),
+		HealthCheckDownFrequency: c.HealthCheckDownFrequency.String(),
+		WhenAllDown:              string(c.WhenAllDown),
+		SendTimeout:              c.SendTimeout.String(),
+		ClientBodyTimeout:        c.ClientBodyTimeout.String(),
+		MaxConnections:           c.MaxConnections,
+		MaxRequestsPerBackend:    c.MaxRequestsPerBackend,
+		MaxQueue:                 c.MaxQueue,
+		QueueTimeout:             c.QueueTimeout.String(),
+	}
+	for _, b := range c.Backends {
+		entry, _ := json.Marshal(backendFile{URL: b.URL, Weight: &b.Weight})
+		f.Backends = append(f.Backends, entry)
+	}
+	if c.HashKey.Kind != "" {
+		f.HashKey = c.HashKey.String()
+	}
+	if c.StickyCookie != "" {
+		f.Sticky, _ = json.Marshal(stickyFile{Cookie: c.StickyCookie, Secret: c.StickySecret})
+	}
+	if ph := c.PassiveHealth; ph != nil {
+		f.PassiveHealth, _ = json.Marshal(passiveFile{ConsecutiveFailures: ph.ConsecutiveFailures,
+			FailureStatuses: ph.FailureStatuses, EjectionTime: ph.EjectionTime.String(), MaxEjectedPercent: ph.MaxEjectedPercent})
 	}
 	for _, p := range c.TrustedProxies {
 		f.TrustedProxies = append(f.TrustedProxies, p.String())

@@ -8,18 +8,21 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/switchyard-proxy/switchyard/pool"
 )
 
 // demoAddresses returns the address to run a test backend on for each
 // configured backend (one per address, whatever the paths). The test
 // backends are plain HTTP on this machine: a backend elsewhere cannot be run
 // here, and one on https would not be reached.
-func demoAddresses(backends []string) ([]string, error) {
+func demoAddresses(backends []pool.Spec) ([]string, error) {
 	if len(backends) == 0 {
 		return nil, errors.New("the config lists no backends to run")
 	}
 	var addrs []string
-	for _, raw := range backends {
+	for _, b := range backends {
+		raw := b.URL
 		u, err := url.Parse(raw) // already checked by pool.ParseURL
 		if err != nil {
 			return nil, err

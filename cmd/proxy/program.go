@@ -63,20 +63,16 @@ type program struct {
 func build(cfg Config, log *slog.Logger, stdout, accessOut io.Writer) (*program, error) {
 	p := &program{cfg: cfg, log: log, stdout: stdout, shuttingDown: make(chan struct{})}
 	var err error
-	p.pool, err = pool.New(pool.Config{
-		Strategy:           cfg.Strategy,
-		HealthyThreshold:   cfg.HealthyThreshold,
-		UnhealthyThreshold: cfg.UnhealthyThreshold,
-		Logger:             log.With("component", "pool"),
-	}, cfg.Backends...)
+	p.pool, err = pool.New(poolConfig(cfg, log), cfg.Backends...)
 	if err != nil {
 		return nil, err
 	}
 	p.checker, err = health.New(p.pool, health.Config{
-		Interval: cfg.HealthCheckFrequency,
-		Timeout:  cfg.HealthCheckTimeout,
-		Path:     cfg.HealthCheckPath,
-		Logger:   log.With("component", "health"),
+		Interval:     cfg.HealthCheckFrequency,
+		DownInterval: cfg.HealthCheckDownFrequency,
+		Timeout:      cfg.HealthCheckTimeout,
+		Path:         cfg.HealthCheckPath,
+		Logger:       log.With("component", "health"),
 	})
 	if err != nil {
 		return nil, err
@@ -95,6 +91,8 @@ func build(cfg Config, log *slog.Logger, stdout, accessOut io.Writer) (*program,
 		DialTimeout:         cfg.DialTimeout,
 		IdleConnTimeout:     cfg.BackendIdleTimeout,
 		MaxIdleConnsPerHost: cfg.MaxIdleConnsPerBackend,
+		HashKey:             cfg.HashKey,
+		StickyCookie:        cfg.StickyCookie,
 		DisableMetrics:      !cfg.Metrics,
 		AccessLog:           p.accessLog,
 		Logger:              log.With("component", "proxy"),
@@ -107,6 +105,7 @@ func build(cfg Config, log *slog.Logger, stdout, accessOut io.Writer) (*program,
 		Prober:       p.checker,
 		ShuttingDown: p.shuttingDown,
 		Metrics:      p.metricsHandler(),
+		Info:         p.statusInfo,
 		Logger:       log.With("component", "admin"),
 	})
 	if err != nil {
@@ -177,6 +176,31 @@ func (p *program) attach(lns listeners) {
 	}
 }
 
+// poolConfig is the pool's part of cfg.
+func poolConfig(cfg Config, log *slog.Logger) pool.Config {
+	pc := pool.Config{
+		Strategy:              cfg.Strategy,
+		HealthyThreshold:      cfg.HealthyThreshold,
+		UnhealthyThreshold:    cfg.UnhealthyThreshold,
+		SlowStart:             cfg.SlowStart,
+		Passive:               cfg.PassiveHealth,
+		WhenAllDown:           cfg.WhenAllDown,
+		MaxRequestsPerBackend: cfg.MaxRequestsPerBackend,
+		MaxQueue:              cfg.MaxQueue,
+		QueueTimeout:          cfg.QueueTimeout,
+		Logger:                log.With("component", "pool"),
+	}
+	if cfg.StickyCookie != "" {
+		pc.StickySecret = []byte(cfg.StickySecret)
+	}
+	return pc
+}
+
+// statusInfo is what /status shows of the proxy's own settings.
+func (p *program) statusInfo() admin.Info {
+	return admin.Info{HashKey: p.cfg.HashKey.String(), StickyCookie: p.cfg.StickyCookie}
+}
+
 // metricsHandler serves /metrics, or is nil when metrics are off.
 func (p *program) metricsHandler() http.Handler {
 	if !p.cfg.Metrics {
@@ -194,9 +218,17 @@ func (p *program) logStarted() {
 		"proxy", p.lns.proxy.Addr().String(),
 		"admin", p.lns.admin.Addr().String(),
 		"strategy", string(p.cfg.Strategy),
-		"backends", p.cfg.Backends,
+		"backends", backendURLs(p.cfg.Backends),
 		"health_check_frequency", p.cfg.HealthCheckFrequency.String())
 	if len(p.demoServers) > 0 {
 		printDemo(p.stdout, p.lns, p.cfg.AdminToken != "")
 	}
+}
+
+func backendURLs(specs []pool.Spec) []string {
+	urls := make([]string, len(specs))
+	for i, s := range specs {
+		urls[i] = s.URL
+	}
+	return urls
 }

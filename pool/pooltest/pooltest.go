@@ -26,7 +26,13 @@ import (
 // to the bubble.
 func Start(t testing.TB, cfg pool.Config, urls ...string) *pool.Pool {
 	t.Helper()
-	p, err := pool.New(cfg, urls...)
+	return StartSpecs(t, cfg, pool.URLs(urls...)...)
+}
+
+// StartSpecs is Start for backends with weights.
+func StartSpecs(t testing.TB, cfg pool.Config, specs ...pool.Spec) *pool.Pool {
+	t.Helper()
+	p, err := pool.New(cfg, specs...)
 	if err != nil {
 		t.Fatalf("pooltest: %v", err)
 	}
@@ -40,6 +46,23 @@ func Start(t testing.TB, cfg pool.Config, urls ...string) *pool.Pool {
 		}
 	})
 	return p
+}
+
+// BackendOf returns the *Backend record of the member at url, found in the
+// list the health checks use.
+func BackendOf(t testing.TB, p *pool.Pool, url string) *pool.Backend {
+	t.Helper()
+	bs, err := p.Backends(context.Background())
+	if err != nil {
+		t.Fatalf("pooltest: %v", err)
+	}
+	for _, b := range bs {
+		if b.String() == url {
+			return b
+		}
+	}
+	t.Fatalf("pooltest: no member %s to check", url)
+	return nil
 }
 
 // SyncBuffer is a bytes.Buffer that a server's goroutines may write (as its
