@@ -45,6 +45,10 @@ func (q *Queue[T]) Offer(v T) bool {
 // Dropped returns how many values Offer has dropped since the queue was made.
 func (q *Queue[T]) Dropped() uint64 { return q.dropped.Load() }
 
+// C is the channel a consumer that waits for other things too receives
+// from, instead of calling Drain. Only the consumer may receive from it.
+func (q *Queue[T]) C() <-chan T { return q.ch }
+
 // Len returns how many values are waiting for the consumer.
 func (q *Queue[T]) Len() int { return len(q.ch) }
 

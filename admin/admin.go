@@ -50,6 +50,37 @@ type Prober interface {
 	Probe(ctx context.Context, b *pool.Backend) (bool, error)
 }
 
+// A Reloader reloads the config file, as SIGHUP does: POST /reload.
+type Reloader interface {
+	Reload(ctx context.Context) (ReloadResult, error)
+}
+
+// ReloadResult is the body of a 200 answer to POST /reload: what changed.
+type ReloadResult struct {
+	// Added, Removed and Changed are the backends the file's list added,
+	// removed, or kept with another weight; Unchanged counts the rest.
+	Added     []string `json:"added"`
+	Removed   []string `json:"removed"`
+	Changed   []string `json:"changed"`
+	Unchanged int      `json:"unchanged"`
+	// RestartNeeded are the fields that changed but need a restart (new
+	// sockets): the reload left them as they were and applied the rest.
+	RestartNeeded []string `json:"restart_needed"`
+	// SettingsChanged are the other fields that changed and are now in force.
+	SettingsChanged []string `json:"settings_changed"`
+	Generation      int      `json:"generation"`
+}
+
+// ReloadError is a reload refused because the file has problems; nothing
+// changed. POST /reload answers it with 400 and the problems, one each.
+type ReloadError struct {
+	Problems []string
+}
+
+func (e *ReloadError) Error() string {
+	return fmt.Sprintf("the config file has %d problem(s); nothing was changed", len(e.Problems))
+}
+
 // Config says how the admin API behaves.
 type Config struct {
 	// Token, when set, must come with every request as
@@ -71,6 +102,8 @@ type Config struct {
 	// Info supplies what /status shows beyond the pool's own snapshot. Nil
 	// means nothing more.
 	Info func() Info
+	// Reloader serves POST /reload. Nil means the route answers 404.
+	Reloader Reloader
 	// Logger receives each change to the pool made through the API at Info,
 	// with the client's address. Nil means no logging.
 	Logger *slog.Logger
@@ -83,6 +116,7 @@ type Handler struct {
 	shuttingDown <-chan struct{}
 	metrics      http.Handler
 	info         func() Info
+	reloader     Reloader
 	log          *slog.Logger
 	// tokenHash is the SHA-256 of Config.Token, nil when there is none.
 	// Comparing hashes keeps the comparison constant-time in the token's
@@ -102,6 +136,7 @@ func New(p Pool, cfg Config) (*Handler, error) {
 		shuttingDown: cfg.ShuttingDown,
 		metrics:      cfg.Metrics,
 		info:         cfg.Info,
+		reloader:     cfg.Reloader,
 		log:          cfg.Logger,
 	}
 	if h.log == nil {
@@ -145,6 +180,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if allow(w, r, http.MethodGet, http.MethodHead) {
 			h.healthz(w)
 		}
+	case "/reload":
+		if h.reloader == nil {
+			writeError(w, http.StatusNotFound, "reloading is not available")
+		} else if allow(w, r, http.MethodPost) {
+			h.reload(w, r)
+		}
 	case "/metrics":
 		if h.metrics == nil {
 			writeError(w, http.StatusNotFound, "metrics are disabled")
@@ -152,7 +193,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.metrics.ServeHTTP(w, r)
 		}
 	default:
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s; the routes are /status, /backends, /healthz and /metrics", r.URL.Path))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s; the routes are /status, /backends, /reload, /healthz and /metrics", r.URL.Path))
 	}
 }
 
@@ -291,6 +332,26 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
 	h.log.Info("admin: backend changed", "backend", st.URL, "weight", st.Weight,
 		"admin_state", string(st.AdminState), "remote", r.RemoteAddr)
 	writeJSON(w, http.StatusOK, newBackendStatus(st))
+}
+
+// reload is POST /reload. Like a change to the pool, once asked for it is
+// carried to the end whatever the client does.
+func (h *Handler) reload(w http.ResponseWriter, r *http.Request) {
+	res, err := h.reloader.Reload(mutation(r))
+	var rerr *ReloadError
+	switch {
+	case errors.As(err, &rerr):
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": rerr.Error(), "problems": rerr.Problems})
+	case errors.Is(err, actor.ErrStopped):
+		writeError(w, http.StatusServiceUnavailable, "the proxy is shutting down")
+	case err != nil:
+		// The reloader words its errors for operators (a state file that
+		// cannot be written, say); the admin API is theirs.
+		writeError(w, http.StatusInternalServerError, err.Error())
+	default:
+		h.log.Info("admin: config reloaded", "generation", res.Generation, "remote", r.RemoteAddr)
+		writeJSON(w, http.StatusOK, res)
+	}
 }
 
 func (h *Handler) healthz(w http.ResponseWriter) {

@@ -23,10 +23,22 @@ type StatusResponse struct {
 	StrategyDetails StrategyDetails `json:"strategy_details"`
 	// WhenAllDown is "fail" or "try_all"; WhenAllDownInEffect is true while
 	// try_all sends requests to backends whatever their health.
-	WhenAllDown         string          `json:"when_all_down"`
-	WhenAllDownInEffect bool            `json:"when_all_down_in_effect"`
-	Queue               QueueStatus     `json:"queue"`
-	Backends            []BackendStatus `json:"backends"`
+	WhenAllDown         string      `json:"when_all_down"`
+	WhenAllDownInEffect bool        `json:"when_all_down_in_effect"`
+	Queue               QueueStatus `json:"queue"`
+	// Config is the config file as loaded, absent when not known.
+	Config   *ConfigStatus   `json:"config,omitempty"`
+	Backends []BackendStatus `json:"backends"`
+}
+
+// ConfigStatus says which load of the config file is in force.
+type ConfigStatus struct {
+	// Generation counts successful loads: 1 at start, one more per reload.
+	Generation int    `json:"generation"`
+	LoadedAt   string `json:"loaded_at"`
+	// LastReload is "ok", or "error: ..." when the last reload was refused
+	// (the config in force is then still generation's).
+	LastReload string `json:"last_reload"`
 }
 
 // StrategyDetails describe how the strategy chooses.
@@ -97,6 +109,7 @@ type Check struct {
 type Info struct {
 	HashKey      string
 	StickyCookie string
+	Config       *ConfigStatus
 }
 
 func newStatusResponse(st pool.Status, info Info) StatusResponse {
@@ -110,6 +123,7 @@ func newStatusResponse(st pool.Status, info Info) StatusResponse {
 			StickyCookie: info.StickyCookie,
 			SlowStart:    st.SlowStart.String(),
 		},
+		Config:              info.Config,
 		WhenAllDown:         string(st.WhenAllDown),
 		WhenAllDownInEffect: st.AllDown,
 		Queue: QueueStatus{MaxRequestsPerBackend: st.Queue.Limit, Length: st.Queue.Length,

@@ -24,6 +24,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-proxy/switchyard/pool"
@@ -79,13 +80,12 @@ type Config struct {
 // A Checker probes the pool's backends. Its methods are safe for concurrent
 // use: the admin API calls Probe while Run is running.
 type Checker struct {
-	pool         Pool
-	interval     time.Duration
-	downInterval time.Duration
-	timeout      time.Duration
-	path         *url.URL // only Path and RawQuery are set
-	userAgent    string
-	log          *slog.Logger
+	pool Pool
+	log  *slog.Logger
+	// cur are the settings in force; Reconfigure replaces them and tells
+	// Run on changed (capacity 1: a change pending is news enough).
+	cur     atomic.Pointer[settings]
+	changed chan struct{}
 
 	transport *http.Transport
 	client    *http.Client
@@ -96,8 +96,56 @@ type Checker struct {
 	probeFn func(ctx context.Context, b *pool.Backend) (ok bool, reason string)
 }
 
+// settings are a Config checked.
+type settings struct {
+	interval, downInterval, timeout time.Duration
+	path                            *url.URL // only Path and RawQuery are set
+	userAgent                       string
+}
+
 // New returns a checker for p. It reports every problem with cfg at once.
 func New(p Pool, cfg Config) (*Checker, error) {
+	var errs []error
+	if p == nil {
+		errs = append(errs, errors.New("health: Pool is nil"))
+	}
+	s, err := check(cfg)
+	if err := errors.Join(append(errs, err)...); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	tr := &http.Transport{
+		// Proxy is left nil: a check goes straight to the backend, whatever
+		// HTTP_PROXY says, or it would be checking the proxy. The dial, like
+		// the rest of the check, is bounded by the probe's context.
+		DialContext: (&net.Dialer{}).DialContext,
+		// A check must show that a new connection can be made now, as
+		// HAProxy's do: a connection kept alive from the last round would
+		// hide a backend that has stopped accepting.
+		DisableKeepAlives:      true,
+		MaxResponseHeaderBytes: 64 << 10,
+	}
+	c := &Checker{
+		pool:      p,
+		log:       cfg.Logger,
+		changed:   make(chan struct{}, 1),
+		transport: tr,
+		client: &http.Client{
+			Transport: tr,
+			// A redirect is an answer: the backend is serving. Following it
+			// would check some other server, perhaps not one of ours.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+	c.cur.Store(s)
+	c.probeFn = c.httpProbe
+	return c, nil
+}
+
+// check validates cfg and fills in its defaults.
+func check(cfg Config) (*settings, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultTimeout
 	}
@@ -107,14 +155,7 @@ func New(p Pool, cfg Config) (*Checker, error) {
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = DefaultUserAgent
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-
 	var errs []error
-	if p == nil {
-		errs = append(errs, errors.New("health: Pool is nil"))
-	}
 	if cfg.Interval <= 0 {
 		errs = append(errs, fmt.Errorf("health: Interval must be positive, got %v", cfg.Interval))
 	}
@@ -136,36 +177,25 @@ func New(p Pool, cfg Config) (*Checker, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	return &settings{interval: cfg.Interval, downInterval: cfg.DownInterval, timeout: cfg.Timeout,
+		path: &url.URL{Path: path.Path, RawPath: path.RawPath, RawQuery: path.RawQuery}, userAgent: cfg.UserAgent}, nil
+}
 
-	tr := &http.Transport{
-		// Proxy is left nil: a check goes straight to the backend, whatever
-		// HTTP_PROXY says, or it would be checking the proxy.
-		DialContext: (&net.Dialer{Timeout: cfg.Timeout}).DialContext,
-		// A check must show that a new connection can be made now, as
-		// HAProxy's do: a connection kept alive from the last round would
-		// hide a backend that has stopped accepting.
-		DisableKeepAlives:      true,
-		TLSHandshakeTimeout:    cfg.Timeout,
-		MaxResponseHeaderBytes: 64 << 10,
+// Reconfigure puts cfg in force: Run starts its schedule anew with the new
+// intervals once the round under way (if any) has ended, and the next
+// probes use the new timeout and path. cfg.Logger is ignored. It checks cfg
+// as New does and changes nothing on error.
+func (c *Checker) Reconfigure(cfg Config) error {
+	s, err := check(cfg)
+	if err != nil {
+		return err
 	}
-	c := &Checker{
-		pool:         p,
-		interval:     cfg.Interval,
-		downInterval: cfg.DownInterval,
-		timeout:      cfg.Timeout,
-		path:         &url.URL{Path: path.Path, RawPath: path.RawPath, RawQuery: path.RawQuery},
-		userAgent:    cfg.UserAgent,
-		log:          cfg.Logger,
-		transport:    tr,
-		client: &http.Client{
-			Transport: tr,
-			// A redirect is an answer: the backend is serving. Following it
-			// would check some other server, perhaps not one of ours.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+	c.cur.Store(s)
+	select {
+	case c.changed <- struct{}{}:
+	default:
 	}
-	c.probeFn = c.httpProbe
-	return c, nil
+	return nil
 }
 
 // ParsePath checks a health-check path: absolute, with an optional query,
@@ -191,44 +221,59 @@ func (c *Checker) Run(ctx context.Context) error {
 	// Keep-alives are off, so there should be nothing idle to close; this
 	// makes sure of it for whatever the transport keeps.
 	defer c.transport.CloseIdleConnections()
+	list := c.pool.Backends
+	for {
+		again, err := c.schedule(ctx, c.cur.Load(), &list)
+		if !again {
+			return err
+		}
+	}
+}
 
+// schedule runs rounds at the intervals of s until ctx ends or the settings
+// change; it reports whether they changed. list is the next round's listing.
+func (c *Checker) schedule(ctx context.Context, s *settings, list *func(context.Context) ([]*pool.Backend, error)) (bool, error) {
 	// Tickers, not a sleep after each round, keep rounds on a fixed
 	// schedule; when a round overruns, a ticker drops the ticks it missed
 	// and the next round starts as soon as this one ends.
-	full := time.NewTicker(c.interval)
+	full := time.NewTicker(s.interval)
 	defer full.Stop()
 	var downTicks <-chan time.Time // nil, never ready, when it would add nothing
 	restartDown := func() {}
-	if c.downInterval < c.interval {
-		down := time.NewTicker(c.downInterval)
+	if s.downInterval < s.interval {
+		down := time.NewTicker(s.downInterval)
 		defer down.Stop()
 		downTicks = down.C
-		restartDown = func() { down.Reset(c.downInterval) }
+		restartDown = func() { down.Reset(s.downInterval) }
 	}
-	list := c.pool.Backends
 	for {
-		if err := c.round(ctx, list); err != nil {
-			if ctx.Err() != nil {
-				return nil
+		if *list != nil {
+			if err := c.round(ctx, *list); err != nil {
+				if ctx.Err() != nil {
+					return false, nil
+				}
+				return false, err
 			}
-			return err
 		}
 		// A full round checks the down backends too: it restarts the down
 		// rounds' schedule, and wins when both fall due at once.
 		select {
 		case <-full.C:
-			list = c.pool.Backends
+			*list = c.pool.Backends
 			restartDown()
 		case <-downTicks:
 			select {
 			case <-full.C:
-				list = c.pool.Backends
+				*list = c.pool.Backends
 				restartDown()
 			default:
-				list = c.pool.DownBackends
+				*list = c.pool.DownBackends
 			}
+		case <-c.changed:
+			*list = nil // no round at once: the new schedule starts now
+			return true, nil
 		case <-ctx.Done():
-			return nil
+			return false, nil
 		}
 	}
 }
@@ -263,7 +308,8 @@ func (c *Checker) round(ctx context.Context, list func(context.Context) ([]*pool
 // stopped, or ctx ended. A probe cut short by ctx is not reported, because it
 // says nothing about the backend.
 func (c *Checker) Probe(ctx context.Context, b *pool.Backend) (ok bool, err error) {
-	probeCtx, cancel := context.WithTimeout(ctx, c.timeout)
+	s := c.cur.Load()
+	probeCtx, cancel := context.WithTimeout(ctx, s.timeout)
 	start := time.Now()
 	ok, reason := c.probeFn(probeCtx, b)
 	took := time.Since(start)
@@ -282,18 +328,19 @@ func (c *Checker) Probe(ctx context.Context, b *pool.Backend) (ok bool, err erro
 
 // httpProbe is the real check: GET the health path on a new connection.
 func (c *Checker) httpProbe(ctx context.Context, b *pool.Backend) (bool, string) {
-	target := b.URL().JoinPath(c.path.EscapedPath())
-	target.RawQuery = c.path.RawQuery
+	s := c.cur.Load()
+	target := b.URL().JoinPath(s.path.EscapedPath())
+	target.RawQuery = s.path.RawQuery
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.String(), nil)
 	if err != nil {
 		return false, "health check: " + err.Error()
 	}
-	req.Header.Set("User-Agent", c.userAgent)
+	req.Header.Set("User-Agent", s.userAgent)
 
 	resp, err := c.client.Do(req)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return false, fmt.Sprintf("health check: timeout after %v", c.timeout)
+			return false, fmt.Sprintf("health check: timeout after %v", s.timeout)
 		}
 		// A *url.Error repeats the method and URL; the backend is already
 		// named wherever the reason is shown.

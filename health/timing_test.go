@@ -193,3 +193,20 @@ func TestDownBackendsAreCheckedMoreOften(t *testing.T) {
 			10 * time.Second}, log.startsOf(backendB))
 	})
 }
+
+// Reconfigure changes the schedule without a restart: after it, rounds come
+// at the new interval.
+func TestReconfigureChangesTheSchedule(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := pooltest.Start(t, pool.Config{}, backendA)
+		c := newChecker(t, p, health.Config{Interval: 10 * time.Second})
+		log := newProbeLog()
+		health.SetProbeFunc(c, log.probe(0))
+		run(t, c)
+		time.Sleep(15 * time.Second) // rounds at 0 and 10s
+		require.Error(t, c.Reconfigure(health.Config{Interval: time.Second, Timeout: time.Second}), "timeout not below interval")
+		require.NoError(t, c.Reconfigure(health.Config{Interval: 3 * time.Second, Timeout: time.Second}))
+		time.Sleep(7 * time.Second) // the new schedule from 15s: 18s, 21s
+		assert.Equal(t, []time.Duration{0, 10 * time.Second, 18 * time.Second, 21 * time.Second}, log.startsOf(backendA))
+	})
+}

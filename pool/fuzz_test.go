@@ -59,7 +59,7 @@ func FuzzPoolAgainstModel(f *testing.F) {
 			case 0: // add
 				u, _ := ParseURL(k)
 				reply := make(chan result[added], 1)
-				o.handle(addMsg{s: spec{u: u, weight: 1}, reply: reply})
+				o.handle(addMsg{s: spec{u: u, weight: 1, admin: AdminReady}, reply: reply})
 				r := <-reply
 				m.draining = slices.DeleteFunc(m.draining, func(b *modelBackend) bool { return b.inflight == 0 })
 				if mi >= 0 {

@@ -84,6 +84,15 @@ type updateMsg struct {
 	reply  chan result[BackendStatus]
 }
 
+// applyMsg is a reload's change, checked, applied as one.
+type applyMsg struct {
+	cfg    *Config // nil: keep the settings
+	add    []spec
+	remove []*url.URL
+	update []spec
+	reply  chan Applied
+}
+
 // statusMsg asks for a snapshot of every backend.
 type statusMsg struct {
 	reply chan Status
@@ -106,5 +115,6 @@ func (probeMsg) isPoolMsg()     {}
 func (addMsg) isPoolMsg()       {}
 func (removeMsg) isPoolMsg()    {}
 func (updateMsg) isPoolMsg()    {}
+func (applyMsg) isPoolMsg()     {}
 func (statusMsg) isPoolMsg()    {}
 func (backendsMsg) isPoolMsg()  {}

@@ -121,6 +121,8 @@ func (o *owner) handle(msg message) {
 		m.reply <- o.remove(m.u)
 	case updateMsg:
 		m.reply <- o.update(m)
+	case applyMsg:
+		m.reply <- o.apply(m)
 	case statusMsg:
 		m.reply <- o.status()
 	case backendsMsg:
@@ -458,7 +460,7 @@ func (o *owner) enter(mem *member, state State, reason string, cause Cause) {
 // newMember makes the record of a backend joining the pool, with its sticky
 // identity.
 func (o *owner) newMember(s spec) *member {
-	mem := &member{b: newBackend(s.u, o.shared), weight: s.weight, source: s.source, admin: AdminReady}
+	mem := &member{b: newBackend(s.u, o.shared), weight: s.weight, source: s.source, admin: s.admin}
 	o.join(mem)
 	return mem
 }
@@ -485,10 +487,21 @@ func (o *owner) leave(mem *member) {
 }
 
 func (o *owner) add(s spec) result[added] {
+	mem, err := o.addMember(s)
+	if err != nil {
+		return result[added]{err: err}
+	}
+	o.reweigh()
+	return result[added]{val: added{b: mem.b, st: o.statusOf(mem)}}
+}
+
+// addMember makes s a member, down until a health check passes. The caller
+// reweighs.
+func (o *owner) addMember(s spec) (*member, error) {
 	o.prune()
 	key := s.u.String()
 	if o.index(key) >= 0 {
-		return result[added]{err: fmt.Errorf("%w: %s", ErrExists, key)}
+		return nil, fmt.Errorf("%w: %s", ErrExists, key)
 	}
 	var mem *member
 	// A backend that is draining comes back as the same record, so that its
@@ -503,16 +516,15 @@ func (o *owner) add(s spec) result[added] {
 	if mem == nil {
 		mem = o.newMember(s)
 	} else {
-		mem.weight, mem.source, mem.admin = s.weight, s.source, AdminReady
+		mem.weight, mem.source, mem.admin = s.weight, s.source, s.admin
 		mem.refresh()
 		o.join(mem)
 	}
 	mem.b.removed.Store(false)
 	o.enter(mem, StateDown, "added; waiting for a health check to pass", CauseAdded)
 	o.members = append(o.members, mem)
-	o.reweigh()
 	o.log.Info("backend added", "backend", key, "weight", mem.weight)
-	return result[added]{val: added{b: mem.b, st: o.statusOf(mem)}}
+	return mem, nil
 }
 
 func (o *owner) remove(u *url.URL) result[BackendStatus] {
@@ -547,10 +559,8 @@ func (o *owner) update(m updateMsg) result[BackendStatus] {
 		return result[BackendStatus]{err: fmt.Errorf("%w: %s", ErrNotFound, key)}
 	}
 	mem := o.members[i]
-	if m.weight != nil && *m.weight != mem.weight {
-		o.log.Info("backend weight changed", "backend", key, "from", mem.weight, "to", *m.weight)
-		mem.weight = *m.weight
-		o.reweigh()
+	if m.weight != nil {
+		o.setWeight(mem, *m.weight)
 	}
 	if m.admin != nil && *m.admin != mem.admin {
 		o.log.Info("backend admin state changed", "backend", key, "from", string(mem.admin), "to", string(*m.admin))
@@ -558,6 +568,75 @@ func (o *owner) update(m updateMsg) result[BackendStatus] {
 		mem.refresh()
 	}
 	return result[BackendStatus]{val: o.statusOf(mem)}
+}
+
+// apply makes a reload's change: the settings first, so that the backends
+// added join under the new ones.
+func (o *owner) apply(m applyMsg) Applied {
+	if m.cfg != nil {
+		o.reconfigure(*m.cfg)
+	}
+	var out Applied
+	for _, s := range m.add {
+		if i := o.index(s.u.String()); i >= 0 {
+			o.setWeight(o.members[i], s.weight)
+			continue
+		}
+		if mem, err := o.addMember(s); err == nil {
+			out.Added = append(out.Added, mem.b)
+		}
+	}
+	o.reweigh()
+	for _, u := range m.remove {
+		o.remove(u) // not a member: left alone
+	}
+	for _, s := range m.update {
+		if i := o.index(s.u.String()); i >= 0 {
+			o.setWeight(o.members[i], s.weight)
+		}
+	}
+	return out
+}
+
+// reconfigure puts the settings of cfg in force.
+func (o *owner) reconfigure(cfg Config) {
+	cfg.Logger, cfg.Seed = o.cfg.Logger, o.cfg.Seed
+	old := o.cfg
+	o.cfg = cfg
+	o.sel = cfg.Strategy.selector()
+	if string(cfg.StickySecret) != string(old.StickySecret) {
+		o.sticky = make(map[string]*member)
+		for _, mem := range o.members {
+			mem.b.stickyID.Store(nil)
+			o.join(mem)
+		}
+	}
+	if cfg.SlowStart <= 0 {
+		for _, mem := range o.members {
+			mem.rampFrom = time.Time{}
+		}
+		o.ramping = 0
+	}
+	if cfg.Passive == nil && old.Passive != nil {
+		// Ejected under a policy no longer in force: back at once.
+		for _, mem := range o.members {
+			if mem.state == StateEjected {
+				o.set(mem, StateUp, "passive health turned off", CauseEjectionOver)
+			}
+		}
+	}
+	o.publish()
+	o.log.Info("pool settings changed", "strategy", string(cfg.Strategy))
+}
+
+// setWeight gives mem a new weight.
+func (o *owner) setWeight(mem *member, w int) {
+	if mem.weight == w {
+		return
+	}
+	o.log.Info("backend weight changed", "backend", mem.b.key, "from", mem.weight, "to", w)
+	mem.weight = w
+	o.reweigh()
 }
 
 // removeAt deletes members[i] and keeps the cursor on the member it pointed

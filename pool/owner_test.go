@@ -33,7 +33,7 @@ func (o *owner) addURL(t *testing.T, raw string) *Backend {
 	u, err := ParseURL(raw)
 	require.NoError(t, err)
 	reply := make(chan result[added], 1)
-	o.handle(addMsg{s: spec{u: u, weight: 1}, reply: reply})
+	o.handle(addMsg{s: spec{u: u, weight: 1, admin: AdminReady}, reply: reply})
 	r := <-reply
 	require.NoError(t, r.err)
 	return r.val.b
@@ -163,7 +163,7 @@ func TestAddRejectsDuplicatesAfterNormalising(t *testing.T) {
 	u, err := ParseURL("HTTP://A:8080/")
 	require.NoError(t, err)
 	reply := make(chan result[added], 1)
-	o.handle(addMsg{s: spec{u: u, weight: 1}, reply: reply})
+	o.handle(addMsg{s: spec{u: u, weight: 1, admin: AdminReady}, reply: reply})
 	assert.ErrorIs(t, (<-reply).err, ErrExists)
 	assert.Len(t, o.members, 1)
 }

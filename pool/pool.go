@@ -127,6 +127,9 @@ type Spec struct {
 	// Source is the name of the discovery source that found it; empty for
 	// a backend from the config file or the admin API.
 	Source string
+	// AdminState is the operator's word on it; zero means AdminReady. A
+	// restart restores it from the state file.
+	AdminState AdminState
 }
 
 // check validates cfg and fills in its defaults. It reports every problem.
@@ -206,6 +209,7 @@ type spec struct {
 	u      *url.URL
 	weight int
 	source string
+	admin  AdminState
 }
 
 // parseSpec checks s.
@@ -218,7 +222,14 @@ func parseSpec(s Spec) (spec, error) {
 	if err != nil {
 		return spec{}, fmt.Errorf("%w (%s: %d)", err, u, s.Weight)
 	}
-	return spec{u: u, weight: w, source: s.Source}, nil
+	admin := s.AdminState
+	if admin == "" {
+		admin = AdminReady
+	}
+	if _, err := ParseAdminState(string(admin)); err != nil {
+		return spec{}, fmt.Errorf("%w (%s)", err, u)
+	}
+	return spec{u: u, weight: w, source: s.Source, admin: admin}, nil
 }
 
 // checkWeight applies the zero-means-default rule to a weight.
@@ -512,6 +523,70 @@ func (p *Pool) Update(ctx context.Context, raw string, weight *int, admin *Admin
 		err = r.err
 	}
 	return r.val, err
+}
+
+// A Delta is what a reload of the config does to the pool, applied at once
+// by one message, so that no pick ever sees half of it.
+type Delta struct {
+	// Config replaces the settings (strategy, thresholds, slow start,
+	// passive health, when_all_down, sticky secret, limits), or is nil to
+	// keep them. Its Logger and Seed are ignored: the pool keeps its own.
+	Config *Config
+	// Add are new members; one that is a member already has its weight
+	// set instead (an operator added it through the API meanwhile).
+	Add []Spec
+	// Remove are members to remove with drain; one that is not a member is
+	// left alone.
+	Remove []string
+	// Update are members whose weight to set; one that is not a member is
+	// left alone.
+	Update []Spec
+}
+
+// Applied says what a Delta did.
+type Applied struct {
+	// Added are the backends that joined: the caller probes them at once,
+	// as POST /backends does.
+	Added []*Backend
+}
+
+// Apply makes d in one message to the owner. Everything is checked first:
+// a bad config, URL or weight is an error and nothing changes.
+func (p *Pool) Apply(ctx context.Context, c Delta) (Applied, error) {
+	var errs []error
+	var msg applyMsg
+	if c.Config != nil {
+		cfg := *c.Config
+		cfg.Logger, cfg.Seed = nil, 0
+		errs = append(errs, cfg.check())
+		msg.cfg = &cfg
+	}
+	parse := func(specs []Spec) []spec {
+		var out []spec
+		for _, s := range specs {
+			sp, err := parseSpec(s)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			out = append(out, sp)
+		}
+		return out
+	}
+	msg.add, msg.update = parse(c.Add), parse(c.Update)
+	for _, raw := range c.Remove {
+		u, err := ParseURL(raw)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		msg.remove = append(msg.remove, u)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Applied{}, err
+	}
+	msg.reply = make(chan Applied, 1)
+	return actor.Call(ctx, p.mb, message(msg), msg.reply)
 }
 
 // Status returns a snapshot of every backend, members in order, then the ones

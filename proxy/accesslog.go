@@ -24,6 +24,14 @@ import (
 type AccessLog struct {
 	out     io.Writer
 	entries *actor.Queue[accessEntry]
+	// switches carry a new writer to Run, with a reply channel of
+	// capacity 1 for the old writer's last flush.
+	switches chan outputSwitch
+}
+
+type outputSwitch struct {
+	w     io.Writer
+	reply chan error
 }
 
 type accessEntry struct {
@@ -51,7 +59,7 @@ func NewAccessLog(w io.Writer, buffer int) (*AccessLog, error) {
 	case buffer == 0:
 		buffer = 8192
 	}
-	return &AccessLog{out: w, entries: actor.NewQueue[accessEntry](buffer)}, nil
+	return &AccessLog{out: w, entries: actor.NewQueue[accessEntry](buffer), switches: make(chan outputSwitch)}, nil
 }
 
 // Dropped returns how many entries were dropped because the queue was full.
@@ -66,8 +74,44 @@ func (a *AccessLog) log(e accessEntry) { a.entries.Offer(e) }
 func (a *AccessLog) Run(ctx context.Context) error {
 	w := bufio.NewWriterSize(a.out, 64<<10)
 	h := slog.NewJSONHandler(w, nil)
-	a.entries.Drain(ctx, func(e accessEntry) { a.write(h, e) }, func() { w.Flush() })
-	return w.Flush()
+	for {
+		select {
+		case e := <-a.entries.C():
+			a.write(h, e)
+			if a.entries.Len() == 0 {
+				w.Flush()
+			}
+		case sw := <-a.switches:
+			// What was written so far goes to the old writer; the next
+			// entry to the new one.
+			sw.reply <- w.Flush()
+			w = bufio.NewWriterSize(sw.w, 64<<10)
+			h = slog.NewJSONHandler(w, nil)
+		case <-ctx.Done():
+			a.entries.Drain(ctx, func(e accessEntry) { a.write(h, e) }, nil)
+			return w.Flush()
+		}
+	}
+}
+
+// SetOutput makes Run write to w from now on, after flushing what it has
+// written to the old writer, which the caller may then close (SIGHUP reopens
+// the access log file so; a reload may change its destination). It returns
+// the old writer's last flush error, or ctx's if Run does not take the
+// switch in time.
+func (a *AccessLog) SetOutput(ctx context.Context, w io.Writer) error {
+	sw := outputSwitch{w: w, reply: make(chan error, 1)}
+	select {
+	case a.switches <- sw:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-sw.reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (a *AccessLog) write(h slog.Handler, e accessEntry) {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -90,4 +91,26 @@ func TestAccessLogEntry(t *testing.T) {
 	assert.Positive(t, e.DurationMS)
 	assert.Nil(t, e.Error, "no error field when there was none")
 	assert.True(t, strings.HasPrefix(e.Client, "127.0.0.1:"))
+}
+
+// SetOutput moves the log to a new writer without losing an entry: what
+// was written before goes to the old writer, flushed, the rest to the new.
+func TestAccessLogSetOutput(t *testing.T) {
+	var first, second pooltest.SyncBuffer
+	al, err := proxy.NewAccessLog(&first, 0)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- al.Run(ctx) }() // waited for below
+
+	f := newFixture(t, proxy.Config{AccessLog: al}, backend(t, echo("a")).URL)
+	f.get(t, "/before")
+	require.Eventually(t, func() bool { return strings.Contains(first.String(), "/before") }, 5*time.Second, time.Millisecond)
+	require.NoError(t, al.SetOutput(ctx, &second))
+	f.get(t, "/after")
+	cancel()
+	require.NoError(t, <-done)
+	assert.Contains(t, first.String(), `"path":"/before"`)
+	assert.NotContains(t, first.String(), "/after")
+	assert.Contains(t, second.String(), `"path":"/after"`)
 }

@@ -44,19 +44,19 @@ func (k HashKey) String() string {
 
 // hash returns r's key for the Hash strategy, and false when r has none (a
 // header or cookie it does not carry): such a request is picked in turn.
-func (p *Proxy) hash(r *http.Request) (uint64, bool) {
+func (s *settings) hash(r *http.Request) (uint64, bool) {
 	var key string
-	switch p.cfg.HashKey.Kind {
+	switch s.HashKey.Kind {
 	case "client_ip":
-		if ip := p.clientIP(r); ip.IsValid() {
+		if ip := s.clientIP(r); ip.IsValid() {
 			key = ip.String()
 		}
 	case "uri":
 		key = r.URL.RequestURI()
 	case "header":
-		key = r.Header.Get(p.cfg.HashKey.Name)
+		key = r.Header.Get(s.HashKey.Name)
 	case "cookie":
-		if c, err := r.Cookie(p.cfg.HashKey.Name); err == nil {
+		if c, err := r.Cookie(s.HashKey.Name); err == nil {
 			key = c.Value
 		}
 	}
@@ -69,13 +69,13 @@ func (p *Proxy) hash(r *http.Request) (uint64, bool) {
 // clientIP is the address of the client as this proxy knows it: the peer,
 // unless the peer is a trusted proxy, in which case the nearest address in
 // X-Forwarded-For that is not one of the trusted proxies.
-func (p *Proxy) clientIP(r *http.Request) netip.Addr {
+func (s *settings) clientIP(r *http.Request) netip.Addr {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return netip.Addr{}
 	}
 	ip := ap.Addr().Unmap()
-	if !p.trustedAddr(ip) {
+	if !s.trustedAddr(ip) {
 		return ip
 	}
 	xff := r.Header.Values("X-Forwarded-For")
@@ -86,7 +86,7 @@ func (p *Proxy) clientIP(r *http.Request) netip.Addr {
 			if err != nil {
 				return ip // a forged or broken hop: trust nothing beyond it
 			}
-			if hop = hop.Unmap(); !p.trustedAddr(hop) {
+			if hop = hop.Unmap(); !s.trustedAddr(hop) {
 				return hop
 			}
 		}
@@ -96,13 +96,13 @@ func (p *Proxy) clientIP(r *http.Request) netip.Addr {
 
 // stickyCookie returns the Set-Cookie for a response from b, or nil when the
 // request's cookie already names b (or sticky sessions are off).
-func (p *Proxy) stickyCookie(b *pool.Backend, st *requestState) *http.Cookie {
+func stickyCookie(b *pool.Backend, st *requestState) *http.Cookie {
 	id := b.StickyID()
-	if p.cfg.StickyCookie == "" || id == "" || id == st.sticky {
+	if st.s.StickyCookie == "" || id == "" || id == st.sticky {
 		return nil
 	}
 	return &http.Cookie{
-		Name: p.cfg.StickyCookie, Value: id, Path: "/",
+		Name: st.s.StickyCookie, Value: id, Path: "/",
 		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: st.secure,
 	}
 }

@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"net/http"
 	"net/netip"
 	"testing"
 	"time"
@@ -46,4 +47,22 @@ func TestParseTrustedProxy(t *testing.T) {
 		_, err := proxy.ParseTrustedProxy(in)
 		assert.Error(t, err, in)
 	}
+}
+
+// Reconfigure applies to requests that arrive after it; a bad config
+// changes nothing.
+func TestReconfigure(t *testing.T) {
+	silent := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	})
+	f := newFixture(t, proxy.Config{RequestTimeout: 10 * time.Second}, silent.URL)
+	require.Error(t, f.proxy.Reconfigure(proxy.Config{RequestTimeout: -1}))
+	require.NoError(t, f.proxy.Reconfigure(proxy.Config{RequestTimeout: 100 * time.Millisecond}))
+	start := time.Now()
+	code, _ := f.get(t, "/")
+	assert.Equal(t, http.StatusGatewayTimeout, code)
+	assert.Less(t, time.Since(start), 3*time.Second, "the new timeout is in force")
 }

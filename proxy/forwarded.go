@@ -20,7 +20,8 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	}
 	// ReverseProxy has already removed the client's X-Forwarded-* headers. A
 	// trusted proxy in front of this one gets its values kept.
-	trusted := p.trusted(pr.In.RemoteAddr)
+	st := pr.Out.Context().Value(stateKey{}).(*requestState)
+	trusted := st.s.trusted(pr.In.RemoteAddr)
 	if trusted {
 		pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
 	}
@@ -34,16 +35,16 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	}
 }
 
-func (p *Proxy) trusted(remoteAddr string) bool {
-	if len(p.cfg.TrustedProxies) == 0 {
+func (s *settings) trusted(remoteAddr string) bool {
+	if len(s.TrustedProxies) == 0 {
 		return false
 	}
 	ap, err := netip.ParseAddrPort(remoteAddr)
-	return err == nil && p.trustedAddr(ap.Addr().Unmap())
+	return err == nil && s.trustedAddr(ap.Addr().Unmap())
 }
 
-func (p *Proxy) trustedAddr(ip netip.Addr) bool {
-	for _, pfx := range p.cfg.TrustedProxies {
+func (s *settings) trustedAddr(ip netip.Addr) bool {
+	for _, pfx := range s.TrustedProxies {
 		if pfx.Contains(ip) {
 			return true
 		}

@@ -124,7 +124,7 @@ func (p *Proxy) observe(st *requestState, r *http.Request) {
 		}
 		p.metrics.duration.Observe(took.Seconds())
 	}
-	if p.cfg.AccessLog != nil {
+	if al := st.s.AccessLog; al != nil {
 		e := accessEntry{
 			start: st.start, client: r.RemoteAddr, method: r.Method, path: r.URL.Path,
 			status: status, bytes: st.rec.bytes, took: took, attempts: len(st.tried), err: st.errClass,
@@ -132,7 +132,7 @@ func (p *Proxy) observe(st *requestState, r *http.Request) {
 		if len(st.tried) > 0 {
 			e.backend = st.tried[len(st.tried)-1].String()
 		}
-		p.cfg.AccessLog.log(e)
+		al.log(e)
 	}
 	if aborted != nil {
 		panic(aborted)
@@ -179,8 +179,8 @@ func (p *Proxy) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(m.clientsDesc, prometheus.GaugeValue, float64(m.clients.Load()))
 	var dropped uint64
-	if p.cfg.AccessLog != nil {
-		dropped = p.cfg.AccessLog.Dropped()
+	if al := p.current.Load().AccessLog; al != nil {
+		dropped = al.Dropped()
 	}
 	ch <- prometheus.MustNewConstMetric(m.droppedDesc, prometheus.CounterValue, float64(dropped))
 	ch <- prometheus.MustNewConstMetric(m.rejectedDesc, prometheus.CounterValue, float64(m.queueFull.Load()), "full")

@@ -88,13 +88,12 @@ var errTimeout = errors.New("proxy: no response from a backend within the reques
 
 // Proxy is the proxy's http.Handler.
 type Proxy struct {
-	rp        *httputil.ReverseProxy
-	transport *http.Transport
-	pool      Pool
-	cfg       Config
-	log       *slog.Logger
-	handlers  tracker
-	metrics   *metrics // nil when disabled
+	rp       *httputil.ReverseProxy
+	pool     Pool
+	current  atomic.Pointer[settings]
+	log      *slog.Logger
+	handlers tracker
+	metrics  *metrics // nil when disabled
 }
 
 // New returns a Proxy that sends requests to backends chosen by p. Zero
@@ -105,6 +104,42 @@ func New(p Pool, cfg Config) (*Proxy, error) {
 	if p == nil {
 		errs = append(errs, errors.New("proxy: Pool is nil"))
 	}
+	s, err := newSettings(cfg, nil)
+	if err := errors.Join(append(errs, err)...); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	px := &Proxy{pool: p, log: log}
+	px.current.Store(s)
+	if !cfg.DisableMetrics {
+		px.metrics = newMetrics()
+	}
+	px.rp = &httputil.ReverseProxy{
+		Rewrite:      px.rewrite,
+		Transport:    &retrier{proxy: px},
+		BufferPool:   newBufferPool(),
+		ErrorHandler: px.handleError,
+		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	return px, nil
+}
+
+// settings are the Config in force, with the transport built for it. A
+// request reads them once, when it arrives, and keeps them to the end:
+// Reconfigure swaps them for requests that arrive after.
+type settings struct {
+	Config
+	transport *http.Transport
+}
+
+// newSettings checks cfg and builds its transport, or reuses old's when
+// nothing the transport depends on has changed, so that a reload keeps the
+// backend connections.
+func newSettings(cfg Config, old *settings) (*settings, error) {
+	var errs []error
 	orDefault(&errs, "RequestTimeout", &cfg.RequestTimeout, 30*time.Second)
 	orDefault(&errs, "RetryAfter", &cfg.RetryAfter, time.Second)
 	orDefault(&errs, "MaxAttempts", &cfg.MaxAttempts, 3)
@@ -115,11 +150,13 @@ func New(p Pool, cfg Config) (*Proxy, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	s := &settings{Config: cfg}
+	if old != nil && old.DialTimeout == cfg.DialTimeout && old.IdleConnTimeout == cfg.IdleConnTimeout &&
+		old.MaxIdleConnsPerHost == cfg.MaxIdleConnsPerHost && old.MaxResponseHeaderBytes == cfg.MaxResponseHeaderBytes {
+		s.transport = old.transport
+		return s, nil
 	}
-	transport := &http.Transport{
+	s.transport = &http.Transport{
 		// Backends are reached directly, never through HTTP_PROXY.
 		Proxy:                  nil,
 		DialContext:            (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
@@ -133,18 +170,27 @@ func New(p Pool, cfg Config) (*Proxy, error) {
 		// again, spending CPU to change nothing.
 		DisableCompression: true,
 	}
-	px := &Proxy{transport: transport, pool: p, cfg: cfg, log: log}
-	if !cfg.DisableMetrics {
-		px.metrics = newMetrics()
+	return s, nil
+}
+
+// Reconfigure puts cfg in force for the requests that arrive from now on;
+// those in flight, and upgraded connections, go on under the settings they
+// started with. DisableMetrics and Logger cannot change: they are the ones
+// New was given. It checks cfg as New does and changes nothing on error.
+// When the backend connection settings change, a new transport takes over
+// and the old one's idle connections are closed.
+func (p *Proxy) Reconfigure(cfg Config) error {
+	old := p.current.Load()
+	cfg.DisableMetrics, cfg.Logger = old.DisableMetrics, old.Logger
+	s, err := newSettings(cfg, old)
+	if err != nil {
+		return err
 	}
-	px.rp = &httputil.ReverseProxy{
-		Rewrite:      px.rewrite,
-		Transport:    &retrier{proxy: px},
-		BufferPool:   newBufferPool(),
-		ErrorHandler: px.handleError,
-		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	p.current.Store(s)
+	if s.transport != old.transport {
+		old.transport.CloseIdleConnections()
 	}
-	return px, nil
+	return nil
 }
 
 // orDefault applies the rule every constructor of this project follows: a
@@ -162,6 +208,8 @@ func orDefault[T int | int64 | time.Duration](errs *[]error, name string, v *T, 
 // requestState is one request's bookkeeping, shared between ServeHTTP and the
 // retrier through the request's context.
 type requestState struct {
+	// s are the settings in force when the request arrived.
+	s *settings
 	// client is the inbound request's context: when it is done the client
 	// has gone away, as opposed to the request timing out.
 	client context.Context
@@ -200,22 +248,23 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
-	st := &requestState{client: r.Context()}
+	s := p.current.Load()
+	st := &requestState{s: s, client: r.Context()}
 	st.tried = st.buf[:0]
-	if p.cfg.HashKey.Kind != "" {
-		st.hash, st.hasHash = p.hash(r)
+	if s.HashKey.Kind != "" {
+		st.hash, st.hasHash = s.hash(r)
 	}
-	if p.cfg.StickyCookie != "" {
-		if c, err := r.Cookie(p.cfg.StickyCookie); err == nil {
+	if s.StickyCookie != "" {
+		if c, err := r.Cookie(s.StickyCookie); err == nil {
 			st.sticky = c.Value
 		}
-		st.secure = r.TLS != nil || (p.trusted(r.RemoteAddr) && strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https"))
+		st.secure = r.TLS != nil || (s.trusted(r.RemoteAddr) && strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https"))
 	}
-	st.timer = time.AfterFunc(p.cfg.RequestTimeout, func() { cancel(errTimeout) })
+	st.timer = time.AfterFunc(s.RequestTimeout, func() { cancel(errTimeout) })
 	defer st.timer.Stop()
 	st.rec.ResponseWriter = w
 	w = &st.rec
-	if p.metrics != nil || p.cfg.AccessLog != nil {
+	if p.metrics != nil || s.AccessLog != nil {
 		st.start = time.Now()
 		defer p.observe(st, r)
 	}
@@ -233,7 +282,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (p *Proxy) Wait() { p.handlers.wait() }
 
 // CloseIdleConnections closes the idle connections to backends.
-func (p *Proxy) CloseIdleConnections() { p.transport.CloseIdleConnections() }
+func (p *Proxy) CloseIdleConnections() { p.current.Load().transport.CloseIdleConnections() }
 
 // handleError is the one place where a failed request gets its status:
 // 503 when no backend is up, 504 when the request timed out, 502 for anything
@@ -270,7 +319,11 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 		class = classConnect
 	}
 	if code == http.StatusServiceUnavailable {
-		secs := int((p.cfg.RetryAfter + time.Second - 1) / time.Second)
+		retryAfter := p.current.Load().RetryAfter
+		if st != nil {
+			retryAfter = st.s.RetryAfter
+		}
+		secs := int((retryAfter + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 	}
 	if st != nil {

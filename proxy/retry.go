@@ -173,7 +173,7 @@ func (t *retrier) attempt(req *http.Request, st *requestState, b *pool.Backend, 
 	pr.SetURL(b.URL())
 	req.Host = host // SetURL clears it; the backend sees the client's Host.
 
-	res, err = t.proxy.transport.RoundTrip(req)
+	res, err = st.s.transport.RoundTrip(req)
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +186,7 @@ func (t *retrier) attempt(req *http.Request, st *requestState, b *pool.Backend, 
 	st.serving = b
 	b.CountResponse(res.StatusCode)
 	_ = t.proxy.pool.ReportOutcome(context.WithoutCancel(req.Context()), b, res.StatusCode, false)
-	if c := t.proxy.stickyCookie(b, st); c != nil {
+	if c := stickyCookie(b, st); c != nil {
 		res.Header.Add("Set-Cookie", c.String())
 	}
 	return res, nil
@@ -196,7 +196,7 @@ func (t *retrier) mayRetry(req *http.Request, st *requestState, body *countingBo
 	switch {
 	case req.Context().Err() != nil:
 		return false // the client went away or the deadline passed
-	case len(st.tried) >= t.proxy.cfg.MaxAttempts:
+	case len(st.tried) >= st.s.MaxAttempts:
 		return false
 	case !reached:
 		// Nothing was sent. The Transport did not read the body either, so it

@@ -43,6 +43,7 @@ type Config struct {
 
 	Metrics   bool   // serve Prometheus metrics on the admin API's /metrics
 	AccessLog string // "off", "stdout" or a file path
+	StateFile string // where the running backend set is kept across restarts; empty: nowhere
 
 	// Balancing and passive health.
 	HashKey                  proxy.HashKey       // with the hash strategy; zero otherwise
@@ -101,6 +102,7 @@ type configFile struct {
 
 	Metrics   bool   `json:"metrics"`
 	AccessLog string `json:"access_log"`
+	StateFile string `json:"state_file"`
 
 	HashKey                  string          `json:"hash_key"`
 	Sticky                   json.RawMessage `json:"sticky"`         // see stickyFile

@@ -317,6 +317,10 @@ func (f configFile) checkProxy(c *Config, ps *problems) {
 // checkOutput: what the proxy tells about itself.
 func (f configFile) checkOutput(c *Config, ps *problems) {
 	c.Metrics = f.Metrics
+	if f.StateFile != "" && strings.TrimSpace(f.StateFile) == "" {
+		ps.add("state_file", "must be a file path, or left out, got %q", f.StateFile)
+	}
+	c.StateFile = f.StateFile
 	if strings.TrimSpace(f.AccessLog) == "" {
 		ps.add("access_log", "must be %q, %q or a file path, got %q", "off", "stdout", f.AccessLog)
 	} else {

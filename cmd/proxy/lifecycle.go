@@ -146,8 +146,12 @@ func (p *program) stages() []stage {
 			p.endHandlers(deadline)
 		},
 	}, {
+		name:  "config control",
+		how:   "its context is cancelled: no reload or admin change is under way, since the servers are closed",
+		waits: "the loop",
+		run:   p.controlTask.stop,
+	}, {
 		name:  "access log",
-		when:  "`access_log` is on",
 		how:   "its writer's context is cancelled",
 		waits: "the lines still queued to be written",
 		run:   p.accessLogTask.stop,

@@ -23,7 +23,7 @@ func fullProgram(t *testing.T) *program {
 	t.Helper()
 	cfg, err := loadConfig([]byte(`{"port": 8080, "backends": ["http://localhost:8082"], "access_log": "stdout"}`), noEnv)
 	require.NoError(t, err)
-	p, err := build(cfg, slog.New(slog.DiscardHandler), io.Discard, io.Discard)
+	p, err := build(cfg, slog.New(slog.DiscardHandler), io.Discard, accessLogFile{w: io.Discard}, source{backends: cfg.Backends, env: noEnv})
 	require.NoError(t, err)
 	p.attach(listeners{demoAddrs: []string{"localhost:8082"}, demo: []net.Listener{nil}})
 	return p
@@ -39,7 +39,7 @@ func TestShutdownOrder(t *testing.T) {
 	for _, s := range fullProgram(t).stages() {
 		names = append(names, s.name)
 	}
-	assert.Equal(t, []string{"announce", "servers", "handlers", "access log", "health loop",
+	assert.Equal(t, []string{"announce", "servers", "handlers", "config control", "access log", "health loop",
 		"demo backends", "pool owner", "backend connections"}, names)
 }
 

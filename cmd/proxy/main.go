@@ -22,6 +22,8 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/switchyard-proxy/switchyard/cmd/internal/statefile"
 )
 
 // Exit codes.
@@ -52,6 +54,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "config.json", "the config file")
 	demo := fs.Bool("demo", false, "also run a test backend on each configured backend's address (loopback only)")
+	check := fs.Bool("check", false, "check the config file (and the state file, if it names one) and exit: 0 if good, 2 if not; binds no port")
 	logFormat := fs.String("log-format", "text", "text or json")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -87,6 +90,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return exitUsage
 	}
+	// A state file, if there is one, says what ran before: it is checked as
+	// strictly as the config, and never silently ignored.
+	fileBackends := cfg.Backends
+	if cfg.StateFile != "" {
+		st, ok, err := statefile.Load(cfg.StateFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", cfg.StateFile, err)
+			fmt.Fprintf(stderr, "proxy: the state file (state_file in %s) cannot be used; to start without it, move it away\n", *configPath)
+			return exitUsage
+		}
+		if ok && !*check {
+			cfg.Backends = restore(st, cfg.Backends)
+		}
+	}
+	if *check {
+		fmt.Fprintf(stdout, "config %s: ok\n", *configPath)
+		return exitOK
+	}
 	var demoAddrs []string
 	if *demo {
 		if demoAddrs, err = demoAddresses(cfg.Backends); err != nil {
@@ -112,13 +133,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "proxy: cannot start: access_log: %v\n", err)
 		return exitFail
 	}
-	defer accessLog.Close()
+	// SIGHUP (systemctl reload, logrotate) reloads the config; without this
+	// it would end the process. Registered here rather than in main so that
+	// tests of run can send it too.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	// loadConfig has checked what the parts check, so this is a second line
 	// of defence.
-	prog, err := build(cfg, logger, stdout, accessLog.w)
+	prog, err := build(cfg, logger, stdout, accessLog, source{path: *configPath, data: data, backends: fileBackends, env: os.Getenv, hup: hup})
 	if err != nil {
+		accessLog.Close()
 		fmt.Fprintf(stderr, "proxy: %v\n", err)
 		return exitUsage
+	}
+	// The access log's destination may change with reloads; whatever it is
+	// at the end is closed once everything has stopped.
+	defer func() { prog.control.accessOut.Close() }()
+	if cfg.StateFile != "" {
+		// The file says what runs from now on, config_backends included.
+		if err := statefile.Write(statefile.OS, cfg.StateFile, statefile.State{
+			ConfigBackends: stateBackends(prog.control.fileBackends), Backends: stateBackends(cfg.Backends)}); err != nil {
+			fmt.Fprintf(stderr, "proxy: cannot start: state_file: %v\n", err)
+			return exitFail
+		}
 	}
 	lns, err := listen(cfg, demoAddrs)
 	if err != nil {

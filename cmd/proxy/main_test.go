@@ -29,7 +29,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // writeConfig writes fields as a config file and returns its path.
-func writeConfig(t *testing.T, fields map[string]any) string {
+func writeConfig(t testing.TB, fields map[string]any) string {
 	t.Helper()
 	data, err := json.Marshal(fields)
 	require.NoError(t, err)
@@ -39,7 +39,7 @@ func writeConfig(t *testing.T, fields map[string]any) string {
 }
 
 // testConfig is a config on free ports with fast health checks.
-func testConfig(t *testing.T, backends ...string) map[string]any {
+func testConfig(t testing.TB, backends ...string) map[string]any {
 	t.Helper()
 	return map[string]any{
 		"port":                   pooltest.FreePort(t),
@@ -58,11 +58,12 @@ type running struct {
 	stdout, stderr *pooltest.SyncBuffer
 	proxyURL       string
 	adminURL       string
+	configPath     string
 }
 
 // start calls run with cfg and args and waits until it has said it started.
 // Cleanup stops it if the test has not.
-func start(t *testing.T, cfg map[string]any, args ...string) *running {
+func start(t testing.TB, cfg map[string]any, args ...string) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{
@@ -71,7 +72,8 @@ func start(t *testing.T, cfg map[string]any, args ...string) *running {
 		proxyURL: fmt.Sprintf("http://127.0.0.1:%d", cfg["port"]),
 		adminURL: "http://" + cfg["admin_addr"].(string),
 	}
-	args = append([]string{"-config", writeConfig(t, cfg), "-log-level", "debug"}, args...)
+	r.configPath = writeConfig(t, cfg)
+	args = append([]string{"-config", r.configPath, "-log-level", "debug"}, args...)
 	go func() { r.code <- run(ctx, args, r.stdout, r.stderr) }() // r.stop or Cleanup waits for it, on r.code
 	t.Cleanup(func() {
 		cancel()
@@ -103,7 +105,7 @@ func (r *running) stop(t *testing.T) int {
 
 // newClient returns a client of its own, so that no idle connection outlives
 // the test.
-func newClient(t *testing.T) *http.Client {
+func newClient(t testing.TB) *http.Client {
 	t.Helper()
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
@@ -141,7 +143,7 @@ func getAsync(c *http.Client, url string) <-chan answer {
 }
 
 // namedBackend is a real backend that answers with its name.
-func namedBackend(t *testing.T, name string) *httptest.Server {
+func namedBackend(t testing.TB, name string) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, name)
@@ -415,33 +417,13 @@ func TestShutdownIsPrompt(t *testing.T) {
 // Server.Shutdown neither waits for nor closes upgraded connections; run
 // closes them once shutdown_timeout has passed, and still exits 0.
 func TestShutdownClosesUpgradedConnections(t *testing.T) {
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "echo" {
-			return // a health check
-		}
-		conn, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
-		io.Copy(conn, brw) // until the proxy closes its side
-	}))
-	t.Cleanup(backend.Close)
+	backend := upgradeEchoBackend(t)
 	cfg := testConfig(t, backend.URL)
 	cfg["shutdown_timeout"] = "500ms"
 	r := start(t, cfg)
 
-	conn, err := net.Dial("tcp", strings.TrimPrefix(r.proxyURL, "http://"))
-	require.NoError(t, err)
-	defer conn.Close()
-	_, err = io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
-	require.NoError(t, err)
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
-	require.NoError(t, err)
-	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
-	_, err = io.WriteString(conn, "ping\n")
+	conn, br := dialUpgraded(t, r)
+	_, err := io.WriteString(conn, "ping\n")
 	require.NoError(t, err)
 	line, err := br.ReadString('\n')
 	require.NoError(t, err)
@@ -475,4 +457,41 @@ func TestAdminTokenFromEnvironment(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, exitOK, r.stop(t))
+}
+
+// upgradeEchoBackend is a backend that answers an "Upgrade: echo" request
+// with 101 and then echoes every byte until its client closes; any other
+// request (a health check) gets an empty 200.
+func upgradeEchoBackend(t testing.TB) *httptest.Server {
+	t.Helper()
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "echo" {
+			return // a health check
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		io.Copy(conn, brw) // until the proxy closes its side
+	}))
+	t.Cleanup(backend.Close)
+	return backend
+}
+
+// dialUpgraded opens a connection through the proxy of r and upgrades it,
+// as a WebSocket client would; the test closes it.
+func dialUpgraded(t testing.TB, r *running) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(r.proxyURL, "http://"))
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	_, err = io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	require.NoError(t, err)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+	return conn, br
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,7 +29,8 @@ type program struct {
 	pool      *pool.Pool
 	checker   *health.Checker
 	proxy     *proxy.Proxy
-	accessLog *proxy.AccessLog // nil when access_log is off
+	accessLog *proxy.AccessLog
+	control   *control
 	admin     *admin.Handler
 
 	// The long-lived tasks, in the order they start. A task the config
@@ -37,6 +39,7 @@ type program struct {
 	poolTask      *task
 	healthTask    *task
 	accessLogTask *task
+	controlTask   *task
 
 	proxyServer, adminServer server
 	demoServers              []server
@@ -56,56 +59,53 @@ type program struct {
 	stdout io.Writer // for -demo's instructions
 }
 
+// source is where the config came from, for the reloads to come: the
+// file, what it held at start, the environment, and SIGHUP.
+type source struct {
+	path string
+	data []byte
+	// backends is the file's backend list; the config's Backends are the
+	// running set, which a state file may have restored otherwise.
+	backends []pool.Spec
+	env      func(string) string
+	hup      <-chan os.Signal
+}
+
 // build makes the parts of the program that check their configuration, so
 // that a config they refuse stops the program before anything listens.
 // Nothing starts: serve does that, once attach has put the servers on their
-// sockets. accessOut, if not nil, receives the access log.
-func build(cfg Config, log *slog.Logger, stdout, accessOut io.Writer) (*program, error) {
+// sockets. access is where the access log goes at first (nowhere when off).
+func build(cfg Config, log *slog.Logger, stdout io.Writer, access accessLogFile, src source) (*program, error) {
 	p := &program{cfg: cfg, log: log, stdout: stdout, shuttingDown: make(chan struct{})}
 	var err error
 	p.pool, err = pool.New(poolConfig(cfg, log), cfg.Backends...)
 	if err != nil {
 		return nil, err
 	}
-	p.checker, err = health.New(p.pool, health.Config{
-		Interval:     cfg.HealthCheckFrequency,
-		DownInterval: cfg.HealthCheckDownFrequency,
-		Timeout:      cfg.HealthCheckTimeout,
-		Path:         cfg.HealthCheckPath,
-		Logger:       log.With("component", "health"),
-	})
-	if err != nil {
+	if p.checker, err = health.New(p.pool, healthConfig(cfg, log)); err != nil {
 		return nil, err
 	}
-	if accessOut != nil {
-		if p.accessLog, err = proxy.NewAccessLog(accessOut, 0); err != nil {
-			return nil, err
-		}
+	// The access log's writer runs whether the log is on or not, so that a
+	// reload can turn it on.
+	out := access.w
+	if out == nil {
+		out = discardWriter{}
 	}
-	p.proxy, err = proxy.New(p.pool, proxy.Config{
-		RequestTimeout: cfg.RequestTimeout,
-		// A client told to come back before the next health check would most
-		// likely find no backend up again.
-		RetryAfter:          cfg.HealthCheckFrequency,
-		TrustedProxies:      cfg.TrustedProxies,
-		DialTimeout:         cfg.DialTimeout,
-		IdleConnTimeout:     cfg.BackendIdleTimeout,
-		MaxIdleConnsPerHost: cfg.MaxIdleConnsPerBackend,
-		HashKey:             cfg.HashKey,
-		StickyCookie:        cfg.StickyCookie,
-		DisableMetrics:      !cfg.Metrics,
-		AccessLog:           p.accessLog,
-		Logger:              log.With("component", "proxy"),
-	})
-	if err != nil {
+	if p.accessLog, err = proxy.NewAccessLog(out, 0); err != nil {
 		return nil, err
 	}
-	adm, err := admin.New(p.pool, admin.Config{
+	if p.proxy, err = proxy.New(p.pool, p.proxyConfig(cfg)); err != nil {
+		return nil, err
+	}
+	p.control = newControl(p, src)
+	p.control.accessOut = access
+	adm, err := admin.New(p.control, admin.Config{
 		Token:        cfg.AdminToken,
 		Prober:       p.checker,
 		ShuttingDown: p.shuttingDown,
 		Metrics:      p.metricsHandler(),
 		Info:         p.statusInfo,
+		Reloader:     p.control,
 		Logger:       log.With("component", "admin"),
 	})
 	if err != nil {
@@ -117,6 +117,39 @@ func build(cfg Config, log *slog.Logger, stdout, accessOut io.Writer) (*program,
 	return p, nil
 }
 
+// proxyConfig is the proxy's part of cfg, at start and at every reload.
+func (p *program) proxyConfig(cfg Config) proxy.Config {
+	pc := proxy.Config{
+		RequestTimeout: cfg.RequestTimeout,
+		// A client told to come back before the next health check would most
+		// likely find no backend up again.
+		RetryAfter:          cfg.HealthCheckFrequency,
+		TrustedProxies:      cfg.TrustedProxies,
+		DialTimeout:         cfg.DialTimeout,
+		IdleConnTimeout:     cfg.BackendIdleTimeout,
+		MaxIdleConnsPerHost: cfg.MaxIdleConnsPerBackend,
+		HashKey:             cfg.HashKey,
+		StickyCookie:        cfg.StickyCookie,
+		DisableMetrics:      !cfg.Metrics,
+		Logger:              p.log.With("component", "proxy"),
+	}
+	if cfg.AccessLog != "off" {
+		pc.AccessLog = p.accessLog
+	}
+	return pc
+}
+
+// healthConfig is the health checker's part of cfg.
+func healthConfig(cfg Config, log *slog.Logger) health.Config {
+	return health.Config{
+		Interval:     cfg.HealthCheckFrequency,
+		DownInterval: cfg.HealthCheckDownFrequency,
+		Timeout:      cfg.HealthCheckTimeout,
+		Path:         cfg.HealthCheckPath,
+		Logger:       log.With("component", "health"),
+	}
+}
+
 // buildTasks lists the long-lived tasks in the order they start: the pool
 // owner first, because everything else calls it.
 func (p *program) buildTasks() {
@@ -124,12 +157,11 @@ func (p *program) buildTasks() {
 		doc: "holds all backend state and answers the pool's messages; writes its log lines on a goroutine of its own that it waits for"}
 	p.healthTask = &task{name: "health loop", run: p.checker.Run, stage: "health loop",
 		doc: "probes every backend each `health_check_frequency`, one short-lived goroutine per probe, all waited for within the round"}
-	p.tasks = []*task{p.poolTask, p.healthTask}
-	if p.accessLog != nil {
-		p.accessLogTask = &task{name: "access log", run: p.accessLog.Run, stage: "access log",
-			doc: "writes the access log lines that handlers queue"}
-		p.tasks = append(p.tasks, p.accessLogTask)
-	}
+	p.accessLogTask = &task{name: "access log", run: p.accessLog.Run, stage: "access log",
+		doc: "writes the access log lines that handlers queue (to nowhere while `access_log` is off, so that a reload can turn it on)"}
+	p.controlTask = &task{name: "config control", run: p.control.run, stage: "config control",
+		doc: "owns the config in force and the state file: reloads (SIGHUP, `POST /reload`) and the admin API's changes to the running set, one at a time"}
+	p.tasks = []*task{p.poolTask, p.healthTask, p.accessLogTask, p.controlTask}
 }
 
 // attach makes the servers, each on its bound listener in lns.
@@ -198,7 +230,7 @@ func poolConfig(cfg Config, log *slog.Logger) pool.Config {
 
 // statusInfo is what /status shows of the proxy's own settings.
 func (p *program) statusInfo() admin.Info {
-	return admin.Info{HashKey: p.cfg.HashKey.String(), StickyCookie: p.cfg.StickyCookie}
+	return *p.control.info.Load()
 }
 
 // metricsHandler serves /metrics, or is nil when metrics are off.
@@ -207,7 +239,7 @@ func (p *program) metricsHandler() http.Handler {
 		return nil
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(p.proxy, admin.NewPoolCollector(p.pool),
+	reg.MustRegister(p.proxy, admin.NewPoolCollector(p.pool), p.control,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
