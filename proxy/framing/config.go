@@ -26,16 +26,25 @@ type Config struct {
 	// SendTimeout (nginx's send_timeout) bounds each write to a client:
 	// a write that makes no progress for this long fails, and net/http
 	// closes the connection. It is measured per write, so a slow but
-	// steady download is never cut. The server's own write deadline
-	// applies when it is earlier. HTTP/1 only: not after a hijack or on
-	// HTTP/2. 0 means off.
+	// steady download is never cut: a large write is cut into 64 KiB
+	// segments, each with its own deadline. Progress is as the kernel
+	// reports it: Linux wakes a blocked writer only once about half of the
+	// socket's send buffer (autotuned up to a few MiB) is free, so a client
+	// must take in about that much per SendTimeout. The server's own write
+	// deadline applies when it is earlier. HTTP/1 only: not after a hijack
+	// or on HTTP/2. The cut comes between 1 and 1.0625 times SendTimeout
+	// after the last progress (the deadline is re-armed lazily). 0 means
+	// off.
 	SendTimeout time.Duration
 	// BodyTimeout (nginx's client_body_timeout) bounds each read of a
 	// request body: while the server waits for body bytes, a read that
-	// gets none for this long fails with a timeout. The server's own read
+	// gets none for this long fails with a timeout. (Not net/http's
+	// one-byte background read during a handler, even when it would read
+	// a pipelined request's body.) The server's own read
 	// deadline applies when it is earlier; outside a body only the
-	// server's deadlines apply (ReadHeaderTimeout, IdleTimeout). HTTP/1
-	// only. 0 means off.
+	// server's deadlines apply (ReadHeaderTimeout, IdleTimeout). As with
+	// SendTimeout, the cut comes between 1 and 1.0625 times BodyTimeout.
+	// HTTP/1 only. 0 means off.
 	BodyTimeout time.Duration
 	// MaxConns (nginx's and HAProxy's maxconn) bounds the client
 	// connections open at once, hijacked ones included. Beyond it Accept

@@ -37,10 +37,12 @@ type conn struct {
 	rmu      sync.Mutex
 	srvRead  time.Time // as the server set it
 	bodyRead time.Time // BodyTimeout's, while a body read is in flight
+	lastBody time.Time // BodyTimeout's last deadline, to reuse while it is due
 	appliedR time.Time // as set on the inner conn
 
-	wmu      sync.Mutex // guards srvWrite and appliedW
+	wmu      sync.Mutex // guards srvWrite, lastSend and appliedW
 	srvWrite time.Time
+	lastSend time.Time // SendTimeout's last deadline, to reuse while it is due
 	appliedW time.Time
 	// wseq keeps a write that is cut into segments (so that SendTimeout
 	// is measured per segment) whole against other writers, as one
@@ -59,10 +61,17 @@ func (c *conn) Read(p []byte) (int, error) {
 		return c.Conn.Read(p)
 	}
 	s := c.l.cfg.Load()
-	timed := s.bodyTimeout > 0 && c.f.inBody()
+	// A body read of net/http fills its 4 KiB buffer; the one-byte read is
+	// its background read, which waits, while a handler runs, for the
+	// next request or the client's close. The framer may already be inside
+	// the next request's body then (its head was read ahead), but nobody
+	// waits for body bytes, and a timeout there would cancel the running
+	// request's context.
+	timed := s.bodyTimeout > 0 && len(p) > 1 && c.f.inBody()
 	c.rmu.Lock()
 	if timed {
-		c.bodyRead = time.Now().Add(s.bodyTimeout)
+		c.bodyRead = lazyDeadline(c.lastBody, s.bodyTimeout)
+		c.lastBody = c.bodyRead
 	}
 	c.applyReadLocked()
 	c.rmu.Unlock()
@@ -98,7 +107,8 @@ func (c *conn) applyReadLocked() {
 func (c *conn) armWriteLocked(sendTimeout time.Duration) {
 	d := c.srvWrite
 	if sendTimeout > 0 {
-		d = earliest(d, time.Now().Add(sendTimeout))
+		c.lastSend = lazyDeadline(c.lastSend, sendTimeout)
+		d = earliest(d, c.lastSend)
 	}
 	if !d.Equal(c.appliedW) && c.Conn.SetWriteDeadline(d) == nil {
 		c.appliedW = d
@@ -156,19 +166,43 @@ func (c *conn) SetReadDeadline(t time.Time) error {
 }
 
 // SetWriteDeadline records the server's write deadline and applies it.
-// SendTimeout is applied by each write.
+// SendTimeout is applied by each write; its deadline stays armed between
+// writes (net/http clears the write deadline after every request, and
+// re-arming the timer for the next response would cost more than the
+// clearing saves), which is harmless, as every write arms its own.
 func (c *conn) SetWriteDeadline(t time.Time) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.srvWrite = t
-	if t.Equal(c.appliedW) {
+	d := t
+	if !c.raw.Load() && c.l.cfg.Load().sendTimeout > 0 {
+		d = earliest(t, c.lastSend)
+	}
+	if d.Equal(c.appliedW) {
 		return nil
 	}
-	if err := c.Conn.SetWriteDeadline(t); err != nil {
+	if err := c.Conn.SetWriteDeadline(d); err != nil {
 		return err
 	}
-	c.appliedW = t
+	c.appliedW = d
 	return nil
+}
+
+// becomeRaw stops framing and timing, and leaves on the socket exactly
+// the deadlines the server set: net/http clears them before it reports a
+// hijack, and a send deadline kept armed must not outlive that.
+func (c *conn) becomeRaw() {
+	c.raw.Store(true)
+	c.rmu.Lock()
+	if c.Conn.SetReadDeadline(c.srvRead) == nil {
+		c.appliedR = c.srvRead
+	}
+	c.rmu.Unlock()
+	c.wmu.Lock()
+	if c.Conn.SetWriteDeadline(c.srvWrite) == nil {
+		c.appliedW = c.srvWrite
+	}
+	c.wmu.Unlock()
 }
 
 // SetDeadline sets both deadlines as SetReadDeadline and SetWriteDeadline
@@ -238,6 +272,21 @@ func copyPooled(dst io.Writer, src io.Reader) (int64, error) {
 	return io.CopyBuffer(dst, src, buf[:])
 }
 
+// lazyDeadline returns the deadline for an operation starting now under
+// timeout: prev if that still lies between now+timeout and timeout/16
+// later, else now+timeout+timeout/16. Re-arming the runtime's deadline
+// timer on every read or write costs about half a microsecond; this way it
+// is re-armed at most once per timeout/16, and an operation without
+// progress is cut after between 1 and 1.0625 times the timeout.
+func lazyDeadline(prev time.Time, timeout time.Duration) time.Time {
+	due := time.Now().Add(timeout)
+	late := due.Add(timeout / 16)
+	if !prev.Before(due) && !prev.After(late) {
+		return prev
+	}
+	return late
+}
+
 // earliest returns the earlier of two deadlines, the zero time meaning
 // none.
 func earliest(a, b time.Time) time.Time {
@@ -303,7 +352,7 @@ func ConnState(c net.Conn, s http.ConnState) {
 		return
 	}
 	if fc := asConn(c); fc != nil {
-		fc.raw.Store(true)
+		fc.becomeRaw()
 	}
 }
 

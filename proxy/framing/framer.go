@@ -43,7 +43,10 @@ type framer struct {
 	chunks chunkWalker
 
 	led *ledger
-	// h2 is called when the connection turns to HTTP/2 (the h2c preface).
+	// judged: a head has been judged on this connection.
+	judged bool
+	// h2 is called when the connection may turn to HTTP/2: the preface is
+	// its first head.
 	h2 func()
 	// trace, when set (by tests), sees every head the framer judges, the
 	// HTTP/2 preface included.
@@ -219,15 +222,16 @@ func (f *framer) onHead(h []byte) {
 	}
 	pri := string(method) == "PRI" && string(uri) == "*" && string(proto) == "HTTP/2.0"
 	if pri && len(fields) <= 2 {
-		// The HTTP/2 connection preface. Either net/http serves h2c (when
-		// enabled) and no handler sees this head, or it hands PRI to the
-		// handler and then closes (Request.isH2Upgrade). No HTTP/1 request
-		// follows on this connection either way.
-		if f.trace != nil {
-			f.trace(h, Verdict{Action: Pass})
-		}
+		// The HTTP/2 connection preface. net/http serves h2c from it (when
+		// enabled) only at the start of a connection, and then no handler
+		// sees this head; otherwise it hands PRI to the handler and closes
+		// (Request.isH2Upgrade). No HTTP/1 request follows either way.
+		first := !f.judged
+		f.judge(h, line, Verdict{Action: Pass})
 		f.state = frameStopped
-		f.h2()
+		if first {
+			f.h2()
+		}
 		return
 	}
 	f.post = string(method) == "POST"
@@ -255,6 +259,7 @@ func (f *framer) onHead(h []byte) {
 
 // judge records head's verdict.
 func (f *framer) judge(h, line []byte, v Verdict) {
+	f.judged = true
 	if f.trace != nil {
 		f.trace(h, v)
 	}

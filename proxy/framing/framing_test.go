@@ -132,6 +132,18 @@ var framingCases = []struct {
 		status: []string{"200"},
 	},
 	{
+		name:   "a preface pipelined behind CL+TE changes nothing",
+		stream: "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nPRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+		want:   []seen{{"POST", "/a", "HTTP/1.1", Reject}},
+		status: []string{"400"},
+	},
+	{
+		name:   "a preface after a request is HTTP/1",
+		stream: "GET /a HTTP/1.1\r\nHost: x\r\n\r\nPRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+		want:   []seen{{"GET", "/a", "HTTP/1.1", Pass}, {"PRI", "*", "HTTP/2.0", Pass}},
+		status: []string{"200", "200"},
+	},
+	{
 		name:   "OPTIONS * reaches the handler",
 		stream: "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n",
 		want:   []seen{{"OPTIONS", "*", "HTTP/1.1", Pass}, {"GET", "/b", "HTTP/1.1", Pass}},

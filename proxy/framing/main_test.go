@@ -1,6 +1,8 @@
 package framing
 
 import (
+	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"log"
@@ -35,11 +37,13 @@ type fixture struct {
 	// serve, when set, answers instead of the default handler (after Next
 	// and the record).
 	serve func(w http.ResponseWriter, r *http.Request, v Verdict)
+	// wrap, when set, wraps the Listener the server serves from.
+	wrap func(*Listener) net.Listener
 }
 
 // startServer runs a server until the test ends. tune may change the
 // server before it starts.
-func startServer(t *testing.T, cfg Config, tune ...func(*fixture)) *fixture {
+func startServer(t testing.TB, cfg Config, tune ...func(*fixture)) *fixture {
 	t.Helper()
 	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -68,8 +72,12 @@ func startServer(t *testing.T, cfg Config, tune ...func(*fixture)) *fixture {
 	for _, f := range tune {
 		f(fx)
 	}
+	var serveLn net.Listener = ln
+	if fx.wrap != nil {
+		serveLn = fx.wrap(ln)
+	}
 	served := make(chan error, 1)
-	go func() { served <- fx.srv.Serve(ln) }() // waited for by the cleanup
+	go func() { served <- fx.srv.Serve(serveLn) }() // waited for by the cleanup
 	t.Cleanup(func() {
 		_ = fx.srv.Close()
 		<-served
@@ -144,3 +152,36 @@ var discardLog = newDiscardLog()
 func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
 
 func newDiscardLog() *log.Logger { return log.New(io.Discard, "", 0) }
+
+// tcpPair returns the two ends of a loopback TCP connection, closed when
+// the test ends.
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	server, err = ln.Accept()
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = client.Close()
+		_ = server.Close()
+	})
+	return client, server
+}
+
+// testConn wraps an accepted connection as l.Accept would, for tests that
+// drive a conn without a server.
+func testConn(l *Listener, c net.Conn) *conn {
+	l.mu.Lock()
+	l.inUse++
+	l.mu.Unlock()
+	l.open.Add(1)
+	fc := &conn{Conn: c, l: l}
+	fc.f.led = &fc.led
+	fc.f.h2 = func() { fc.raw.Store(true) }
+	return fc
+}
+
+func bufioReader(b []byte) *bufio.Reader { return bufio.NewReader(bytes.NewReader(b)) }

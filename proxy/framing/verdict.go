@@ -68,21 +68,21 @@ const (
 // (otherwise net/http answers "OPTIONS *" itself), and call Next in the
 // outermost handler. ConfigureServer sets up the server's side.
 //
-// Requests that are not HTTP/1 on a framing connection get Pass: HTTP/2
-// (its framing is binary and not this package's concern), requests after a
-// connection turned to HTTP/2, and requests from a server whose listener is
-// not a Listener or that lacks ConnContext.
+// HTTP/2 requests get Pass (their framing is binary and not this package's
+// concern), except "PRI *", which net/http also hands over from HTTP/1 and
+// which is checked like any HTTP/1 request; so do requests from a server
+// whose listener is not a Listener or that lacks ConnContext.
 func Next(r *http.Request) Verdict {
 	if r.ProtoMajor != 1 && !(r.Method == "PRI" && r.RequestURI == "*" && r.Proto == "HTTP/2.0") {
-		return Verdict{Action: Pass}
+		return Verdict{Action: Pass} // HTTP/2: net/http never reads these as HTTP/1
 	}
 	c, _ := r.Context().Value(connKey{}).(*conn)
-	if c == nil || c.raw.Load() {
-		// raw: hijacked (no HTTP/1 request follows) or HTTP/2 (the
-		// preface's PRI, when net/http hands it to the handler before it
-		// closes; or requests over h2c).
+	if c == nil {
 		return Verdict{Action: Pass}
 	}
+	// Always from the ledger, even once the connection has turned raw: the
+	// framer reads ahead of the server, so requests before the turn may
+	// still be waiting for their verdicts.
 	return c.led.take(r.Method, r.RequestURI, r.Proto)
 }
 
