@@ -175,7 +175,9 @@ func (c *conn) SetWriteDeadline(t time.Time) error {
 	defer c.wmu.Unlock()
 	c.srvWrite = t
 	d := t
-	if !c.raw.Load() && c.l.cfg.Load().sendTimeout > 0 {
+	if !c.raw.Load() && c.l.cfg.Load().sendTimeout > 0 && c.lastSend.After(time.Now()) {
+		// Only while it is ahead: a *tls.Conn may write inside a Read
+		// (a KeyUpdate's answer), and must not meet a deadline passed.
 		d = earliest(t, c.lastSend)
 	}
 	if d.Equal(c.appliedW) {
