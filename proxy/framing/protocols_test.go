@@ -1,0 +1,209 @@
+package framing
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestHijackedConnPassesEverything upgrades a connection, as a WebSocket
+// does, and then sends bytes that would be requests (a CL+TE one among
+// them): they reach the hijacker untouched, no handler sees them, and no
+// timeout of the framer cuts the hijacked connection.
+func TestHijackedConnPassesEverything(t *testing.T) {
+	const bulk = 8 << 20
+	hijackerDone := make(chan struct{})
+	fx := startServer(t, Config{SendTimeout: 200 * time.Millisecond, BodyTimeout: 200 * time.Millisecond}, func(fx *fixture) {
+		fx.serve = func(w http.ResponseWriter, r *http.Request, v Verdict) {
+			c, brw, err := http.NewResponseController(w).Hijack()
+			if !assert.NoError(t, err) {
+				return
+			}
+			defer close(hijackerDone)
+			defer c.Close()
+			_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n")
+			// A bulk write the client reads only after SendTimeout has
+			// passed several times over.
+			_, err = c.Write(make([]byte, bulk))
+			assert.NoError(t, err, "SendTimeout must not apply after a hijack")
+			_, err = io.Copy(c, brw) // echo until the client half-closes
+			assert.NoError(t, err)
+		}
+	})
+	c, err := net.Dial("tcp", fx.addr)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.SetDeadline(time.Now().Add(20*time.Second)))
+	_, err = io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n")
+	require.NoError(t, err)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+
+	time.Sleep(600 * time.Millisecond) // > SendTimeout and BodyTimeout, with the server's write blocked
+	n, err := io.CopyN(io.Discard, br, bulk)
+	require.NoError(t, err)
+	require.EqualValues(t, bulk, n)
+
+	payload := "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled + "\x00\xff\r\n\r\n"
+	_, err = io.WriteString(c, payload)
+	require.NoError(t, err)
+	require.NoError(t, c.(*net.TCPConn).CloseWrite())
+	echo, err := io.ReadAll(br)
+	require.NoError(t, err)
+	assert.Equal(t, payload, string(echo))
+	<-hijackerDone
+
+	assert.Equal(t, []seen{{"GET", "/ws", "HTTP/1.1", Pass}}, fx.requests())
+	assert.Eventually(t, func() bool { return fx.ln.Stats().Open == 0 }, 5*time.Second, 10*time.Millisecond,
+		"the hijacked connection's slot is freed when its owner closes it")
+}
+
+// TestH2CPriorKnowledge serves HTTP/2 without TLS on a Listener: the
+// preface turns the connection to HTTP/2 and its requests Pass.
+func TestH2CPriorKnowledge(t *testing.T) {
+	fx := startServer(t, Config{SendTimeout: time.Second, BodyTimeout: time.Second}, func(fx *fixture) {
+		fx.srv.Protocols = new(http.Protocols)
+		fx.srv.Protocols.SetHTTP1(true)
+		fx.srv.Protocols.SetUnencryptedHTTP2(true)
+	})
+	protos := new(http.Protocols)
+	protos.SetUnencryptedHTTP2(true)
+	tr := &http.Transport{Protocols: protos}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() { // waited for by wg
+			defer wg.Done()
+			resp, err := client.Post("http://"+fx.addr+"/h2", "text/plain", strings.NewReader("body"))
+			if !assert.NoError(t, err) {
+				return
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			assert.NoError(t, err)
+			assert.Equal(t, "ok /h2", string(b))
+			assert.Equal(t, 2, resp.ProtoMajor)
+		}()
+	}
+	wg.Wait()
+	got := fx.requests()
+	require.Len(t, got, 8)
+	for _, s := range got {
+		assert.Equal(t, seen{"POST", "/h2", "HTTP/2.0", Pass}, s)
+	}
+}
+
+// TestTLSConnState serves HTTP/1.1 over TLS from a Listener around a TLS
+// listener: Request.TLS is set, and complete.
+func TestTLSConnState(t *testing.T) {
+	cert := selfSigned(t)
+	type state struct {
+		present, complete bool
+		serverName        string
+	}
+	states := make(chan state, 4)
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	inner := tls.NewListener(tcp, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}})
+	ln, err := NewListener(inner, Config{})
+	require.NoError(t, err)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v := Next(r)
+		assert.Equal(t, Pass, v.Action)
+		s := state{present: r.TLS != nil}
+		if r.TLS != nil {
+			s.complete, s.serverName = r.TLS.HandshakeComplete, r.TLS.ServerName
+		}
+		states <- s
+		_, _ = io.WriteString(w, "ok")
+	}), ErrorLog: discardLog}
+	ConfigureServer(srv)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }() // waited for below
+	defer func() {
+		_ = srv.Close()
+		<-served
+	}()
+
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ServerName: "framing.test"}}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("https://" + tcp.Addr().String() + "/")
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	assert.Equal(t, 1, resp.ProtoMajor)
+	assert.Equal(t, state{present: true, complete: true, serverName: "framing.test"}, <-states)
+
+	// A client that never shakes hands is cut by TLSHandshakeTimeout.
+	require.NoError(t, ln.SetConfig(Config{TLSHandshakeTimeout: 100 * time.Millisecond}))
+	silent, err := net.Dial("tcp", tcp.Addr().String())
+	require.NoError(t, err)
+	defer silent.Close()
+	require.NoError(t, silent.SetReadDeadline(time.Now().Add(10*time.Second)))
+	_, err = io.ReadAll(silent)
+	assert.NoError(t, err, "the server closes the silent connection")
+}
+
+func selfSigned(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		DNSNames:     []string{"framing.test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// TestConnPassesBytesUnchanged reads through a conn in pieces of every
+// size and checks that the bytes are exactly the socket's.
+func TestConnPassesBytesUnchanged(t *testing.T) {
+	stream := []byte(strings.Repeat("POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /b HTTP/1.1\r\n\r\n", 50))
+	for _, size := range []int{1, 2, 7, 64, 4096} {
+		client, server := tcpPair(t)
+		l, err := NewListener(nil, Config{})
+		require.NoError(t, err)
+		c := testConn(l, server)
+		go func() { // ends when the write is done; the client is closed by the test
+			_, _ = client.Write(stream)
+			_ = client.(*net.TCPConn).CloseWrite()
+		}()
+		var got bytes.Buffer
+		buf := make([]byte, size)
+		for {
+			n, err := c.Read(buf)
+			got.Write(buf[:n])
+			if err != nil {
+				break
+			}
+		}
+		assert.Equal(t, stream, got.Bytes(), "reads of %d", size)
+		assert.Len(t, c.led.heads, 100)
+		_ = c.Close()
+		_ = client.Close()
+	}
+}
