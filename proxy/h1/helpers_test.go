@@ -79,11 +79,11 @@ var variants = []struct {
 }
 
 // backend is an httptest server that counts the connections it accepts and
-// those that have closed.
+// those that have closed. (Its ConnState hook must never block: httptest
+// calls it holding the lock that accepting a connection takes.)
 type backend struct {
 	*httptest.Server
-	opened, closed atomic.Int64
-	closedCh       chan struct{} // one value per connection closed or hijacked
+	opened, closed atomic.Int64 // closed counts hijacked connections too
 }
 
 func newBackend(t testing.TB, h http.HandlerFunc) *backend {
@@ -94,7 +94,7 @@ func newBackend(t testing.TB, h http.HandlerFunc) *backend {
 // newBackendWith lets setup change the server before it starts.
 func newBackendWith(t testing.TB, h http.HandlerFunc, setup func(*http.Server)) *backend {
 	t.Helper()
-	b := &backend{closedCh: make(chan struct{}, 1024)}
+	b := &backend{}
 	b.Server = httptest.NewUnstartedServer(h)
 	b.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		switch s {
@@ -102,7 +102,6 @@ func newBackendWith(t testing.TB, h http.HandlerFunc, setup func(*http.Server)) 
 			b.opened.Add(1)
 		case http.StateClosed, http.StateHijacked:
 			b.closed.Add(1)
-			b.closedCh <- struct{}{}
 		}
 	}
 	b.Config.ErrorLog = quietLog()
