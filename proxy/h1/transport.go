@@ -183,9 +183,12 @@ func (t *Transport) settings() (*settings, error) {
 // platform allows it) and closed instead if the backend has closed it or
 // sent anything. When a reused connection fails after the request was sent
 // and before any byte of the response arrived, the request is sent again on
-// another connection if that is safe as http.Transport judges it: no body,
-// and a method that may be repeated (GET, HEAD, OPTIONS, TRACE, or an
-// Idempotency-Key header), or nothing of it reached the socket.
+// another connection if that is safe as http.Transport judges it: it has no
+// body, and either its method may be repeated (GET, HEAD, OPTIONS, TRACE, or
+// an Idempotency-Key header) or none of it reached the socket. A request
+// with a body is not sent again once writing it has begun (http.Transport
+// would need Request.GetBody for that, which a proxy does not set); the
+// check before reuse is what keeps it off a connection already closed.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	s, err := t.settings()
 	if err == nil {
