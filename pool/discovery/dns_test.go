@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/switchyard-proxy/switchyard/actor"
 	"github.com/switchyard-proxy/switchyard/pool"
@@ -448,4 +449,26 @@ func TestCancelReturnsNil(t *testing.T) {
 	case <-time.After(waitFor):
 		require.FailNow(t, "Run did not return")
 	}
+}
+
+// A lookup given up on (the refresh timed out, or Run stopped) ends with it:
+// Go's resolver would otherwise go on waiting on its socket, in a goroutine
+// of its own, until resolv.conf's timeout, seconds later. Not parallel, so
+// that no other test's goroutines are about when it checks.
+func TestGivenUpLookupsEnd(t *testing.T) {
+	srv := startDNS(t)
+	srv.SetMode(silent)
+	sink := newSink()
+	w, err := discovery.New(sink, discovery.Config{Resolver: srv.Addr, Refresh: 100 * time.Millisecond, Sources: []discovery.Source{
+		aSource("api.test", 80), srvSource("_api._tcp.test"),
+	}})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }() // waited for below
+	waitStatus(t, w, 0, "three timeouts", func(st discovery.SourceStatus) bool { return st.FailedLookups >= 3 })
+	cancel()
+	require.NoError(t, <-done)
+	srv.Stop()
+	goleak.VerifyNone(t)
 }

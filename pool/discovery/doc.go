@@ -30,7 +30,11 @@
 // that a source whose server is slow or down does not hold the others back,
 // and waits for all of them before it returns. A refresh of an SRV source
 // starts a goroutine per distinct target, at most targetLookups at once, and
-// waits for them before it ends, so none outlives its refresh. Everything
+// waits for them before it ends, so none outlives its refresh. Each socket
+// the resolver opens arms a context.AfterFunc that sets its deadline when the
+// lookup is given up, so that the net package's own lookup goroutine ends
+// then rather than seconds later; it only sets a deadline, and nothing waits
+// for it. Everything
 // stops when Run's context ends, or when the sink fails, which ends every
 // source's goroutine and makes Run return the error.
 package discovery

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"unicode"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -85,12 +86,16 @@ func (w *Watcher) resolveSRV(ctx context.Context, s *source) answer {
 	// up once. Targets come back absolute, with their trailing dot.
 	var names []string
 	index := make(map[string]int)
-	for _, r := range best {
+	nameOf := make([]int, len(best)) // best[i]'s target is names[nameOf[i]]
+	for i, r := range best {
 		n := absolute(r.Target)
-		if _, ok := index[n]; !ok {
-			index[n] = len(names)
+		j, ok := index[n]
+		if !ok {
+			j = len(names)
+			index[n] = j
 			names = append(names, n)
 		}
+		nameOf[i] = j
 	}
 	addrs := make([][]netip.Addr, len(names))
 	found := make([]bool, len(names))
@@ -120,9 +125,8 @@ func (w *Watcher) resolveSRV(ctx context.Context, s *source) answer {
 		}
 	}
 	targets := make([]Target, 0, len(best))
-	for _, r := range best {
-		i := index[absolute(r.Target)]
-		for _, a := range addrs[i] {
+	for i, r := range best {
+		for _, a := range addrs[nameOf[i]] {
 			targets = append(targets, Target{URL: targetURL(s.src.Scheme, a, r.Port), Weight: int(max(r.Weight, 1))})
 		}
 	}
@@ -163,18 +167,26 @@ func (s *source) classify(fqdn string, err error) error {
 	return fmt.Errorf("lookup %s: %w", trimDot(fqdn), err)
 }
 
-// targetURL writes a backend's URL in pool.ParseURL's normal form.
+// targetURL writes a backend's URL in pool.ParseURL's normal form. It runs
+// for every backend at every refresh, so it builds the string in one
+// allocation.
 func targetURL(scheme string, a netip.Addr, port uint16) string {
 	// An AAAA record may hold an IPv4-mapped address; it is the same
 	// backend as the A record with that address.
 	a = a.Unmap().WithZone("")
-	if (scheme == SchemeHTTP && port == 80) || (scheme == SchemeHTTPS && port == 443) {
+	var buf [64]byte // "https://[" + 39 for IPv6 + "]:65535"
+	b := append(append(buf[:0], scheme...), "://"...)
+	switch {
+	case (scheme == SchemeHTTP && port == 80) || (scheme == SchemeHTTPS && port == 443):
 		if a.Is6() {
-			return scheme + "://[" + a.String() + "]"
+			b = append(a.AppendTo(append(b, '[')), ']')
+		} else {
+			b = a.AppendTo(b)
 		}
-		return scheme + "://" + a.String()
+	default:
+		b = netip.AddrPortFrom(a, port).AppendTo(b)
 	}
-	return scheme + "://" + netip.AddrPortFrom(a, port).String()
+	return string(b)
 }
 
 // dedupe sorts targets by URL and merges those with the same URL, adding
@@ -198,5 +210,11 @@ func dedupe(targets []Target) []Target {
 
 func trimDot(name string) string { return strings.TrimSuffix(name, ".") }
 
-// absolute returns name lower case with one trailing dot.
-func absolute(name string) string { return strings.ToLower(trimDot(name)) + "." }
+// absolute returns name lower case with one trailing dot, without
+// allocating when it is so already, as resolvers' answers are.
+func absolute(name string) string {
+	if strings.HasSuffix(name, ".") && !strings.ContainsFunc(name, unicode.IsUpper) {
+		return name
+	}
+	return strings.ToLower(trimDot(name)) + "."
+}
