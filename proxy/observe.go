@@ -20,6 +20,9 @@ const (
 	classBackend    = "backend"     // 502: the backend failed before its response
 	classClientGone = "client_gone" // 499: the client went away first
 	classAborted    = "aborted"     // the response broke off after it had started
+	classTruncated  = "truncated"   // the backend's response body ended early
+	classClientBody = "client_body" // 400 or 408: the client's request body was malformed, short or too slow
+	classRefused    = "refused"     // 400, 405 or 505: answered without a backend (faulty framing, CONNECT, TRACE, HTTP/2 preface)
 )
 
 // recorder notes what a handler sent: the status and how many body bytes.
@@ -108,7 +111,7 @@ func newMetrics() *metrics {
 func (p *Proxy) observe(st *requestState, r *http.Request) {
 	aborted := recover()
 	status := st.rec.status
-	if aborted != nil {
+	if aborted != nil && st.errClass != classTruncated {
 		st.errClass = classAborted
 	}
 	if st.client.Err() != nil && (aborted != nil || st.errClass == classClientGone) {

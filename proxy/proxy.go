@@ -221,6 +221,8 @@ type requestState struct {
 	// serving is the backend whose response is being sent to the client. It
 	// holds an in-flight count until ServeHTTP returns.
 	serving *pool.Backend
+	// cut watches the response body of the backend that answered.
+	cut cutBody
 	// What the pick needs of the request: its sticky cookie, its hash key;
 	// and whether a cookie set on the response must be Secure.
 	sticky  string
@@ -273,6 +275,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			st.serving.Release()
 		}
 	}()
+	if p.refuse(w, r, st) {
+		return
+	}
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, stateKey{}, st)))
 }
 
@@ -289,6 +294,9 @@ func (p *Proxy) CloseIdleConnections() { p.current.Load().transport.CloseIdleCon
 // else a backend did wrong. The client never sees the error's text.
 func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 	st, _ := r.Context().Value(stateKey{}).(*requestState)
+	if errors.Is(err, errClientBody) && p.clientBodyError(w, r, st, err) {
+		return
+	}
 	attrs := []any{"method", r.Method, "path", r.URL.Path, "error", err}
 	if st != nil {
 		attrs = append(attrs, "attempts", len(st.tried))
@@ -297,10 +305,15 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 		}
 		if st.client.Err() != nil {
 			// The client went away: there is nobody to answer, and the backend
-			// is not to blame. 499 is nginx's name for this.
+			// is not to blame. 499 is nginx's name for this. Nothing must be
+			// written, and returning would not do: a handler that returns
+			// without writing is sent as an empty 200, which a client that
+			// only half-closed its side (net/http ends the request's context
+			// on that too) would take for a success. Aborting closes the
+			// connection unanswered.
 			st.errClass = classClientGone
 			p.log.Debug("client went away", append(attrs, "status", 499)...)
-			return
+			panic(http.ErrAbortHandler)
 		}
 	}
 	code, class := http.StatusBadGateway, classBackend
@@ -331,6 +344,28 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	p.log.Warn("proxy error", append(attrs, "status", code)...)
 	http.Error(w, http.StatusText(code), code)
+}
+
+// clientBodyError answers a request whose body could not be read: the
+// client's fault, not the backend's, so a Debug line with no backend named,
+// and the connection closed, since what is left of the body cannot be
+// framed. A client that stopped sending (client_body_timeout) is told 408
+// although net/http has ended the request's context on the read's timeout:
+// it is still there, and an answer-less return would be sent as an empty
+// 200. It reports false for a client that has left: the caller answers it
+// as one.
+func (p *Proxy) clientBodyError(w http.ResponseWriter, r *http.Request, st *requestState, err error) bool {
+	code := clientBodyStatus(err)
+	if code != http.StatusRequestTimeout && st != nil && st.client.Err() != nil {
+		return false
+	}
+	if st != nil {
+		st.errClass = classClientBody
+	}
+	p.log.Debug("client's request body could not be read", "method", r.Method, "path", r.URL.Path, "error", err, "status", code)
+	w.Header().Set("Connection", "close")
+	http.Error(w, http.StatusText(code), code)
+	return true
 }
 
 // tracker counts running handlers, so that the owner of the server can wait

@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"slices"
-	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-proxy/switchyard/pool"
@@ -73,6 +71,11 @@ func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		if err == nil {
 			return res, nil
+		}
+		if berr := body.failed(); berr != nil {
+			// The attempt failed because the client's body did: nothing to
+			// hold against the backend, nothing to retry.
+			return nil, fmt.Errorf("%w: %w", errClientBody, berr)
 		}
 
 		reached := !isDialError(err)
@@ -189,6 +192,10 @@ func (t *retrier) attempt(req *http.Request, st *requestState, b *pool.Backend, 
 	if c := stickyCookie(b, st); c != nil {
 		res.Header.Add("Set-Cookie", c.String())
 	}
+	if res.StatusCode != http.StatusSwitchingProtocols { // an upgrade's body must stay a ReadWriteCloser
+		st.cut = cutBody{ReadCloser: res.Body, p: t.proxy, st: st, b: b, want: res.ContentLength}
+		res.Body = &st.cut
+	}
 	return res, nil
 }
 
@@ -218,20 +225,3 @@ func isDialError(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"
 }
-
-// countingBody tells the retrier whether any of the request body has been
-// read. Close does nothing, as ReverseProxy's own wrapper does: the Transport
-// closes the body of a request that failed, and a retry needs it open. The
-// server closes the real body when the handler returns.
-type countingBody struct {
-	r io.Reader
-	n atomic.Int64 // read by the handler goroutine, written by the Transport's
-}
-
-func (c *countingBody) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n.Add(int64(n))
-	return n, err
-}
-
-func (c *countingBody) Close() error { return nil }

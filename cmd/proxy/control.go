@@ -224,6 +224,11 @@ func (c *control) tryReload(ctx context.Context) (admin.ReloadResult, error) {
 	if err := c.prog.checker.Reconfigure(healthConfig(cfg, c.prog.log)); err != nil {
 		return res, fmt.Errorf("the health checker refused the new config: %w", err)
 	}
+	if g := c.prog.lns.guard; g != nil {
+		if err := g.SetConfig(guardConfig(cfg)); err != nil {
+			return res, fmt.Errorf("the connection guard refused the new config: %w", err)
+		}
+	}
 	if out != c.accessOut {
 		c.switchAccessLog(out)
 	}

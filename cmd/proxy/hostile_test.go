@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -202,7 +203,7 @@ func TestMalformedRequestsNeverReachThePool(t *testing.T) {
 	}
 
 	assert.Zero(t, reached.Load(), "no malformed request reached the backend")
-	assert.Equal(t, before, poolStatus(t, c, r), "the pool is untouched")
+	assert.Equal(t, withoutChecks(before), withoutChecks(poolStatus(t, c, r)), "the pool is untouched")
 	code, _ := get(t, c, r.proxyURL+"/")
 	assert.Equal(t, http.StatusOK, code, "the proxy still serves")
 	after := poolStatus(t, c, r)
@@ -443,4 +444,15 @@ func TestMisbehavingBackendBesideAGoodOne(t *testing.T) {
 			assert.Equal(t, exitOK, r.stop(t))
 		})
 	}
+}
+
+// withoutChecks is st without what the health checks change as they run,
+// for comparing what requests could have changed.
+func withoutChecks(st admin.StatusResponse) admin.StatusResponse {
+	st.Config = nil
+	st.Backends = slices.Clone(st.Backends)
+	for i := range st.Backends {
+		st.Backends[i].LastCheck = nil
+	}
+	return st
 }

@@ -8,13 +8,17 @@ import (
 	"strconv"
 
 	"github.com/switchyard-proxy/switchyard/cmd/internal/testbackend"
+	"github.com/switchyard-proxy/switchyard/proxy/framing"
 )
 
 // listeners are the program's bound sockets.
 type listeners struct {
 	proxy, admin net.Listener
-	demo         []net.Listener // in the order of the addresses asked for
-	demoAddrs    []string
+	// guard is the proxy's listener: the connection guard over the socket
+	// (framing checks, send and body timeouts, max_connections).
+	guard     *framing.Listener
+	demo      []net.Listener // in the order of the addresses asked for
+	demoAddrs []string
 }
 
 func (l listeners) close() {
@@ -36,6 +40,10 @@ func listen(cfg Config, demoAddrs []string) (l listeners, err error) {
 	if l.proxy, err = net.Listen("tcp", ":"+strconv.Itoa(cfg.Port)); err != nil {
 		return l, fmt.Errorf("port: %w", err)
 	}
+	if l.guard, err = framing.NewListener(l.proxy, guardConfig(cfg)); err != nil {
+		return l, err
+	}
+	l.proxy = l.guard
 	if l.admin, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
 		return l, fmt.Errorf("admin_addr: %w", err)
 	}
@@ -44,6 +52,16 @@ func listen(cfg Config, demoAddrs []string) (l listeners, err error) {
 	}
 	l.demoAddrs = demoAddrs
 	return l, nil
+}
+
+// guardConfig is the connection guard's part of cfg.
+func guardConfig(cfg Config) framing.Config {
+	return framing.Config{
+		MaxHeaderBytes: cfg.MaxHeaderBytes,
+		SendTimeout:    cfg.SendTimeout,
+		BodyTimeout:    cfg.ClientBodyTimeout,
+		MaxConns:       cfg.MaxConnections,
+	}
 }
 
 // accessLogFile is where access_log says the access log goes: nowhere (w is

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +19,7 @@ import (
 	"github.com/switchyard-proxy/switchyard/health"
 	"github.com/switchyard-proxy/switchyard/pool"
 	"github.com/switchyard-proxy/switchyard/proxy"
+	"github.com/switchyard-proxy/switchyard/proxy/framing"
 )
 
 // program is the proxy's parts, built from a checked config before anything
@@ -184,8 +186,10 @@ func (p *program) attach(lns listeners) {
 			ErrorLog:          serverLog,
 			// No ReadTimeout or WriteTimeout: they would cut off long uploads,
 			// downloads and streams. request_timeout bounds the wait for a
-			// backend instead.
+			// backend; send_timeout and client_body_timeout, kept by the
+			// connection guard, bound a client that stops reading or sending.
 		}}
+	framing.ConfigureServer(p.proxyServer.srv)
 	p.adminServer = server{name: "admin server", ln: p.lns.admin, stage: "servers",
 		doc: "serves the admin API on `admin_addr`",
 		srv: &http.Server{
@@ -239,9 +243,34 @@ func (p *program) metricsHandler() http.Handler {
 		return nil
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(p.proxy, admin.NewPoolCollector(p.pool), p.control,
+	reg.MustRegister(p.proxy, admin.NewPoolCollector(p.pool), p.control, guardCollector{p},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+// guardCollector exports the connection guard's counts: the limit on client
+// connections and how often it made a connection wait.
+type guardCollector struct{ p *program }
+
+var (
+	connLimitDesc = prometheus.NewDesc("switchyard_client_connections_limit",
+		"max_connections: client connections allowed at once; 0 is no limit.", nil, nil)
+	connWaitsDesc = prometheus.NewDesc("switchyard_client_connection_limit_waits_total",
+		"Times a client connection waited in the kernel's accept backlog because max_connections were open.", nil, nil)
+)
+
+func (guardCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- connLimitDesc
+	ch <- connWaitsDesc
+}
+
+func (g guardCollector) Collect(ch chan<- prometheus.Metric) {
+	if g.p.lns.guard == nil {
+		return // not listening yet
+	}
+	st := g.p.lns.guard.Stats()
+	ch <- prometheus.MustNewConstMetric(connLimitDesc, prometheus.GaugeValue, float64(st.Limit))
+	ch <- prometheus.MustNewConstMetric(connWaitsDesc, prometheus.CounterValue, float64(st.LimitWaits))
 }
 
 // logStarted writes the startup line, and -demo's instructions.
@@ -251,7 +280,8 @@ func (p *program) logStarted() {
 		"admin", p.lns.admin.Addr().String(),
 		"strategy", string(p.cfg.Strategy),
 		"backends", backendURLs(p.cfg.Backends),
-		"health_check_frequency", p.cfg.HealthCheckFrequency.String())
+		"health_check_frequency", p.cfg.HealthCheckFrequency.String(),
+		"fd_limit", fdLimit())
 	if len(p.demoServers) > 0 {
 		printDemo(p.stdout, p.lns, p.cfg.AdminToken != "")
 	}
@@ -263,4 +293,15 @@ func backendURLs(specs []pool.Spec) []string {
 		urls[i] = s.URL
 	}
 	return urls
+}
+
+// fdLimit is the number of files the process may open. Go raises the soft
+// limit to the hard one at start, so this is the hard limit, unless
+// something lowered it since.
+func fdLimit() uint64 {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0
+	}
+	return lim.Cur
 }

@@ -93,8 +93,9 @@ func specURLs(specs []pool.Spec) []string {
 }
 
 // restartFields are the fields a reload cannot change: they need new
-// sockets, or a new registry of metrics.
-var restartFields = []string{"port", "admin_addr", "metrics"}
+// sockets, a new registry of metrics, or are read by net/http's server as
+// it runs (a change could not be made without a data race).
+var restartFields = []string{"port", "admin_addr", "metrics", "max_header_bytes", "read_header_timeout", "idle_timeout"}
 
 // fileFields returns every top-level field of a config file with its value
 // in effect, the file's own or the default, for comparing two loads field

@@ -148,6 +148,22 @@ func (w *StuckWriter) String() string { return w.buf.String() }
 // still open, so its wait for the goroutines is bounded whatever serve does.
 func RawBackend(t testing.TB, serve func(c net.Conn, req *http.Request)) string {
 	t.Helper()
+	return serveConns(t, func(c net.Conn) {
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
+		}
+		serve(c, req)
+	})
+}
+
+// serveConns listens on 127.0.0.1 and runs handle on a goroutine for each
+// connection, closing the connection when handle returns; it returns the
+// URL. The test's Cleanup closes the listener and every connection still
+// open, then waits for the goroutines, so its wait is bounded whatever
+// handle does.
+func serveConns(t testing.TB, handle func(c net.Conn)) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("pooltest: %v", err)
@@ -177,11 +193,7 @@ func RawBackend(t testing.TB, serve func(c net.Conn, req *http.Request)) string 
 			mu.Unlock()
 			wg.Go(func() {
 				defer c.Close()
-				req, err := http.ReadRequest(bufio.NewReader(c))
-				if err != nil {
-					return
-				}
-				serve(c, req)
+				handle(c)
 			})
 		}
 	})
@@ -203,4 +215,65 @@ func StatusOf(t testing.TB, p *pool.Pool, url string) pool.BackendStatus {
 	}
 	t.Fatalf("pooltest: no backend %s in the pool", url)
 	return pool.BackendStatus{}
+}
+
+// A Recorder is a backend that records every request it parses from every
+// connection, in order, and answers each with 200 "ok": a witness for tests
+// of request smuggling, which must show that nothing the proxy did not
+// mean to send reaches a backend.
+type Recorder struct {
+	URL string
+	mu  sync.Mutex
+	got []recorded // in arrival order
+}
+
+type recorded struct{ line, tag string }
+
+// TagHeader is the header a test may set on the requests it has the proxy
+// send, to tell apart the requests of its rounds whatever their timing
+// (RequestsTagged).
+const TagHeader = "X-Test-Tag"
+
+// NewRecorder starts a recording backend, stopped when the test ends.
+// Requests with the User-Agent healthUserAgent (health checks) are answered
+// and not recorded; an empty healthUserAgent records everything.
+func NewRecorder(t testing.TB, healthUserAgent string) *Recorder {
+	t.Helper()
+	r := &Recorder{}
+	r.URL = serveConns(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			_, _ = io.Copy(io.Discard, req.Body)
+			if healthUserAgent == "" || req.Header.Get("User-Agent") != healthUserAgent {
+				r.mu.Lock()
+				r.got = append(r.got, recorded{req.Method + " " + req.RequestURI, req.Header.Get(TagHeader)})
+				r.mu.Unlock()
+			}
+			if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
+				return
+			}
+		}
+	})
+	return r
+}
+
+// Requests returns what the backend has parsed so far, as "METHOD URI".
+func (r *Recorder) Requests() []string { return r.RequestsTagged("*") }
+
+// RequestsTagged returns the requests whose TagHeader was tag; "*" means
+// every request.
+func (r *Recorder) RequestsTagged(tag string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, g := range r.got {
+		if tag == "*" || g.tag == tag {
+			out = append(out, g.line)
+		}
+	}
+	return out
 }
