@@ -435,7 +435,7 @@ func (h *Handler) poolError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, pool.ErrInvalidURL), errors.Is(err, pool.ErrInvalidWeight), errors.Is(err, pool.ErrInvalidAdminState):
 		writeError(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, pool.ErrExists):
+	case errors.Is(err, pool.ErrExists), errors.Is(err, pool.ErrDiscovered):
 		writeError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, pool.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())

@@ -27,8 +27,24 @@ type StatusResponse struct {
 	WhenAllDownInEffect bool        `json:"when_all_down_in_effect"`
 	Queue               QueueStatus `json:"queue"`
 	// Config is the config file as loaded, absent when not known.
-	Config   *ConfigStatus   `json:"config,omitempty"`
+	Config *ConfigStatus `json:"config,omitempty"`
+	// Sources are the discovery sources (DNS), empty when none.
+	Sources  []SourceStatus  `json:"sources"`
 	Backends []BackendStatus `json:"backends"`
+}
+
+// SourceStatus is one discovery source.
+type SourceStatus struct {
+	// ID is how the pool knows the source: its kind, scheme, name and port.
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Discover string `json:"discover"` // "a" or "srv"
+	// LastRefresh is the last lookup, RFC 3339; empty before the first.
+	LastRefresh string `json:"last_refresh"`
+	Failing     bool   `json:"failing"`
+	// LastError is empty when the last lookup worked.
+	LastError string   `json:"last_error"`
+	Backends  []string `json:"backends"`
 }
 
 // ConfigStatus says which load of the config file is in force.
@@ -110,6 +126,7 @@ type Info struct {
 	HashKey      string
 	StickyCookie string
 	Config       *ConfigStatus
+	Sources      []SourceStatus
 }
 
 func newStatusResponse(st pool.Status, info Info) StatusResponse {
@@ -140,8 +157,17 @@ func newStatusResponse(st pool.Status, info Info) StatusResponse {
 			FailureStatuses: append([]int{}, ph.FailureStatuses...), EjectionTime: ph.EjectionTime.String(),
 			MaxEjectedPercent: ph.MaxEjectedPercent}
 	}
+	out.Sources = append([]SourceStatus{}, info.Sources...)
+	names := make(map[string]string, len(info.Sources))
+	for _, src := range info.Sources {
+		names[src.ID] = src.Name
+	}
 	for _, b := range st.Backends {
-		out.Backends = append(out.Backends, newBackendStatus(b))
+		bs := newBackendStatus(b)
+		if name, ok := names[b.Source]; ok {
+			bs.Source = name // the source's name, as "sources" shows it
+		}
+		out.Backends = append(out.Backends, bs)
 	}
 	return out
 }

@@ -58,3 +58,41 @@ func TestApply(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 3, st.Members, "keep, reweigh, new: nothing half-applied")
 }
+
+// A discovery source's change arrives as its whole set: new members join,
+// vanished ones drain, kept ones keep their record; a URL another owns is
+// left to it; an operator cannot remove a discovered backend.
+func TestSetSource(t *testing.T) {
+	p := pooltest.Start(t, pool.Config{}, "http://static")
+	ctx := t.Context()
+	applied, err := p.SetSource(ctx, "dns", []pool.Spec{{URL: "http://a"}, {URL: "http://b", Weight: 2}, {URL: "http://static"}})
+	require.NoError(t, err)
+	assert.Len(t, applied.Added, 2, "a and b; static is already someone's")
+	a := pooltest.BackendOf(t, p, "http://a")
+
+	applied, err = p.SetSource(ctx, "dns", []pool.Spec{{URL: "http://a", Weight: 5}, {URL: "http://c"}})
+	require.NoError(t, err)
+	require.Len(t, applied.Added, 1)
+	assert.Equal(t, "http://c", applied.Added[0].String())
+	assert.Same(t, a, pooltest.BackendOf(t, p, "http://a"), "kept as the same record")
+	st := pooltest.StatusOf(t, p, "http://a")
+	assert.Equal(t, 5, st.Weight)
+	assert.Equal(t, "dns", st.Source)
+	assert.Empty(t, pooltest.StatusOf(t, p, "http://static").Source)
+	status, err := p.Status(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 3, status.Members, "static, a, c: b is gone")
+
+	_, err = p.Remove(ctx, "http://a")
+	assert.ErrorIs(t, err, pool.ErrDiscovered)
+	assert.ErrorContains(t, err, "maintenance")
+	_, err = p.SetSource(ctx, "dns", []pool.Spec{{URL: "ftp://bad"}})
+	assert.ErrorIs(t, err, pool.ErrInvalidURL)
+	status, _ = p.Status(ctx)
+	assert.Equal(t, 3, status.Members, "a bad set changes nothing")
+
+	_, err = p.SetSource(ctx, "dns", nil)
+	require.NoError(t, err)
+	status, _ = p.Status(ctx)
+	assert.Equal(t, 1, status.Members, "an empty set empties the source")
+}

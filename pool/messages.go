@@ -70,10 +70,19 @@ type added struct {
 	st BackendStatus
 }
 
-// removeMsg takes a backend out of rotation and lets it drain.
+// removeMsg takes a backend out of rotation and lets it drain. An
+// operator's removal refuses a backend that discovery owns.
 type removeMsg struct {
-	u     *url.URL
-	reply chan result[BackendStatus]
+	u        *url.URL
+	operator bool
+	reply    chan result[BackendStatus]
+}
+
+// sourceMsg sets the members of one discovery source to specs.
+type sourceMsg struct {
+	source string
+	specs  []spec
+	reply  chan Applied
 }
 
 // updateMsg sets a member's weight, its admin state, or both at once.
@@ -114,6 +123,7 @@ func (recoveredMsg) isPoolMsg() {}
 func (probeMsg) isPoolMsg()     {}
 func (addMsg) isPoolMsg()       {}
 func (removeMsg) isPoolMsg()    {}
+func (sourceMsg) isPoolMsg()    {}
 func (updateMsg) isPoolMsg()    {}
 func (applyMsg) isPoolMsg()     {}
 func (statusMsg) isPoolMsg()    {}

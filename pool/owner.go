@@ -118,7 +118,13 @@ func (o *owner) handle(msg message) {
 	case addMsg:
 		m.reply <- o.add(m.s)
 	case removeMsg:
+		if i := o.index(m.u.String()); m.operator && i >= 0 && o.members[i].source != "" {
+			m.reply <- result[BackendStatus]{err: fmt.Errorf("%w (%s): a lookup would bring it back; set its admin_state to maintenance to take it out", ErrDiscovered, o.members[i].source)}
+			break
+		}
 		m.reply <- o.remove(m.u)
+	case sourceMsg:
+		m.reply <- o.setSource(m)
 	case updateMsg:
 		m.reply <- o.update(m)
 	case applyMsg:
@@ -595,6 +601,40 @@ func (o *owner) apply(m applyMsg) Applied {
 			o.setWeight(o.members[i], s.weight)
 		}
 	}
+	return out
+}
+
+// setSource makes the members of source be m.specs.
+func (o *owner) setSource(m sourceMsg) Applied {
+	want := make(map[string]spec, len(m.specs))
+	for _, s := range m.specs {
+		want[s.u.String()] = s
+	}
+	var gone []*url.URL
+	for _, mem := range o.members {
+		if mem.source != m.source {
+			continue
+		}
+		if s, ok := want[mem.b.key]; ok {
+			o.setWeight(mem, s.weight)
+			delete(want, mem.b.key)
+		} else {
+			gone = append(gone, mem.b.url)
+		}
+	}
+	for _, u := range gone {
+		o.remove(u)
+	}
+	var out Applied
+	for _, s := range m.specs {
+		if _, new := want[s.u.String()]; !new || o.index(s.u.String()) >= 0 {
+			continue // kept above, or another's: the first claimant owns it
+		}
+		if mem, err := o.addMember(s); err == nil {
+			out.Added = append(out.Added, mem.b)
+		}
+	}
+	o.reweigh()
 	return out
 }
 

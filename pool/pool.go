@@ -21,6 +21,7 @@ var (
 	ErrQueueFull         = errors.New("pool: the queue for a free backend is full")
 	ErrQueueTimeout      = errors.New("pool: no backend became free within the queue timeout")
 	ErrExists            = errors.New("pool: backend already exists")
+	ErrDiscovered        = errors.New("pool: the backend comes from discovery")
 	ErrNotFound          = errors.New("pool: backend not found")
 	ErrInvalidURL        = errors.New("pool: invalid backend URL")
 	ErrInvalidWeight     = errors.New("pool: weight must be a whole number from 1 to 1000")
@@ -481,14 +482,16 @@ func (p *Pool) Add(ctx context.Context, s Spec) (*Backend, BackendStatus, error)
 // Remove takes the backend at raw out of rotation at once. Requests in flight
 // to it go on; until the last one ends it is listed as draining. The status
 // returned is the backend's as it left: StateDraining, or StateRemoved if
-// nothing was in flight.
+// nothing was in flight. A backend from discovery cannot be removed so
+// (ErrDiscovered): the next lookup would bring it back; its admin state can
+// take it out.
 func (p *Pool) Remove(ctx context.Context, raw string) (BackendStatus, error) {
 	u, err := ParseURL(raw)
 	if err != nil {
 		return BackendStatus{}, err
 	}
 	reply := make(chan result[BackendStatus], 1)
-	r, err := actor.Call(ctx, p.mb, message(removeMsg{u: u, reply: reply}), reply)
+	r, err := actor.Call(ctx, p.mb, message(removeMsg{u: u, operator: true, reply: reply}), reply)
 	if err == nil {
 		err = r.err
 	}
@@ -586,6 +589,31 @@ func (p *Pool) Apply(ctx context.Context, c Delta) (Applied, error) {
 		return Applied{}, err
 	}
 	msg.reply = make(chan Applied, 1)
+	return actor.Call(ctx, p.mb, message(msg), msg.reply)
+}
+
+// SetSource makes the members found by the discovery source named source
+// be exactly specs, in one message: new ones join (down until checked; the
+// caller probes the Added), vanished ones are removed with drain, the
+// others keep their record, health and counters, their weight set. A URL
+// that is a member already, static or from another source, stays as it is:
+// the first to claim a backend owns it. Bad specs are refused and nothing
+// changes.
+func (p *Pool) SetSource(ctx context.Context, source string, specs []Spec) (Applied, error) {
+	msg := sourceMsg{source: source, reply: make(chan Applied, 1)}
+	var errs []error
+	for _, s := range specs {
+		s.Source = source
+		sp, err := parseSpec(s)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		msg.specs = append(msg.specs, sp)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Applied{}, err
+	}
 	return actor.Call(ctx, p.mb, message(msg), msg.reply)
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/switchyard-proxy/switchyard/cmd/internal/strictjson"
 	"github.com/switchyard-proxy/switchyard/pool"
+	"github.com/switchyard-proxy/switchyard/pool/discovery"
 	"github.com/switchyard-proxy/switchyard/proxy"
 )
 
@@ -18,6 +19,12 @@ type Config struct {
 	Strategy             pool.Strategy // how a backend is chosen
 	HealthCheckFrequency time.Duration // time between health-check rounds
 	Backends             []pool.Spec   // initial backends, normalised by pool.ParseURL; nil if none
+
+	// Sources are the backend entries that are discovery sources (DNS);
+	// their backends come from lookups, through DNSResolver every DNSRefresh.
+	Sources     []discovery.Source
+	DNSResolver string // host:port; empty: the system's resolver
+	DNSRefresh  time.Duration
 
 	AdminAddr  string // host:port of the admin API
 	AdminToken string // required on admin calls when not empty
@@ -110,6 +117,9 @@ type configFile struct {
 	PassiveHealth            json.RawMessage `json:"passive_health"` // see passiveFile
 	HealthCheckDownFrequency string          `json:"health_check_down_frequency"`
 	WhenAllDown              string          `json:"when_all_down"`
+
+	DNSResolver string `json:"dns_resolver"`
+	DNSRefresh  string `json:"dns_refresh"`
 
 	SendTimeout           string `json:"send_timeout"`
 	ClientBodyTimeout     string `json:"client_body_timeout"`

@@ -14,6 +14,7 @@ import (
 	"github.com/switchyard-proxy/switchyard/cmd/internal/strictjson"
 	"github.com/switchyard-proxy/switchyard/health"
 	"github.com/switchyard-proxy/switchyard/pool"
+	"github.com/switchyard-proxy/switchyard/pool/discovery"
 	"github.com/switchyard-proxy/switchyard/proxy"
 )
 
@@ -27,6 +28,7 @@ func (f configFile) check(getenv func(string) string) (Config, error) {
 	f.checkListeners(&c, &ps) // first: the port is needed below
 	f.checkPool(&c, &ps)
 	f.checkBalancing(&c, &ps, getenv)
+	f.checkDiscovery(&c, &ps)
 	f.checkHealth(&c, &ps)
 	f.checkProxy(&c, &ps)
 	f.checkLimits(&c, &ps)
@@ -130,8 +132,23 @@ func (f configFile) checkPool(c *Config, ps *problems) {
 		c.Strategy = s
 	}
 	seen := make(map[string]int)
+	sources := make(map[string]int)
 	for i, entry := range f.Backends {
 		field := fmt.Sprintf("backends[%d]", i)
+		if isSource(entry) {
+			src, err := discovery.DecodeSource(entry)
+			if err != nil {
+				ps.add(field, "%s", strings.TrimPrefix(err.Error(), "discovery: "))
+				continue
+			}
+			if j, dup := sources[src.String()]; dup {
+				ps.add(field, "the same discovery source as backends[%d]", j)
+				continue
+			}
+			sources[src.String()] = i
+			c.Sources = append(c.Sources, src)
+			continue
+		}
 		raw, weight, ok := parseBackendEntry(field, entry, ps)
 		if !ok {
 			continue
@@ -157,6 +174,31 @@ func (f configFile) checkPool(c *Config, ps *problems) {
 	}
 	c.HealthyThreshold = ps.atLeast("healthy_threshold", f.HealthyThreshold, 1)
 	c.UnhealthyThreshold = ps.atLeast("unhealthy_threshold", f.UnhealthyThreshold, 1)
+}
+
+// isSource reports whether a backend entry is a discovery source: an object
+// with a "discover" field.
+func isSource(entry json.RawMessage) bool {
+	var probe map[string]json.RawMessage
+	if json.Unmarshal(entry, &probe) != nil {
+		return false
+	}
+	_, ok := probe["discover"]
+	return ok
+}
+
+// checkDiscovery: where discovery sources are looked up, and how often.
+func (f configFile) checkDiscovery(c *Config, ps *problems) {
+	if r, err := discovery.ParseResolver(f.DNSResolver); err != nil {
+		ps.add("dns_resolver", "must be host:port such as %q, or left out for the system's resolver, got %q", "127.0.0.1:8600", f.DNSResolver)
+	} else {
+		c.DNSResolver = r
+	}
+	if d, err := discovery.ParseRefresh(f.DNSRefresh); err != nil {
+		ps.add("dns_refresh", "must be a duration of at least %s such as %q, got %q", discovery.MinRefresh, "10s", f.DNSRefresh)
+	} else {
+		c.DNSRefresh = d
+	}
 }
 
 // parseBackendEntry reads one entry of "backends": a URL string, as in the

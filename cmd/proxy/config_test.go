@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchyard-proxy/switchyard/pool"
+	"github.com/switchyard-proxy/switchyard/pool/discovery"
 	"github.com/switchyard-proxy/switchyard/proxy"
 )
 
@@ -46,6 +47,7 @@ func TestShippedConfig(t *testing.T) {
 		MaxIdleConnsPerBackend:   256,
 		Metrics:                  true,
 		AccessLog:                "off",
+		DNSRefresh:               30 * time.Second,
 		SlowStart:                0,
 		HealthCheckDownFrequency: 2 * time.Second,
 		WhenAllDown:              pool.Fail,
@@ -72,7 +74,11 @@ func TestEveryFieldIsRead(t *testing.T) {
 		"port": 9000,
 		"strategy": "hash",
 		"health_check_frequency": "1m",
-		"backends": ["HTTP://Example.COM:80/", {"url": "https://10.0.0.1:8443/app", "weight": 3}],
+		"backends": ["HTTP://Example.COM:80/", {"url": "https://10.0.0.1:8443/app", "weight": 3},
+			{"discover": "a", "name": "api.default.svc.cluster.local", "port": 8080},
+			{"discover": "srv", "name": "_http._tcp.api.service.consul", "scheme": "https"}],
+		"dns_resolver": "127.0.0.1:8600",
+		"dns_refresh": "10s",
 		"admin_addr": "0.0.0.0:9001",
 		"admin_token": "s3cret",
 		"request_timeout": "5s",
@@ -111,7 +117,13 @@ func TestEveryFieldIsRead(t *testing.T) {
 		Strategy:             pool.Hash,
 		HealthCheckFrequency: time.Minute,
 		// Normalised, as the pool will hold them.
-		Backends:           []pool.Spec{{URL: "http://example.com", Weight: 1}, {URL: "https://10.0.0.1:8443/app", Weight: 3}},
+		Backends: []pool.Spec{{URL: "http://example.com", Weight: 1}, {URL: "https://10.0.0.1:8443/app", Weight: 3}},
+		Sources: []discovery.Source{
+			{Discover: discovery.KindA, Name: "api.default.svc.cluster.local", Port: 8080, Scheme: "http"},
+			{Discover: discovery.KindSRV, Name: "_http._tcp.api.service.consul", Scheme: "https"},
+		},
+		DNSResolver:        "127.0.0.1:8600",
+		DNSRefresh:         10 * time.Second,
 		AdminAddr:          "0.0.0.0:9001",
 		AdminToken:         "s3cret",
 		RequestTimeout:     5 * time.Second,
@@ -325,6 +337,11 @@ var badConfigs = []badConfig{
 			`max_queue: must be at least 1, got 0`, `queue_timeout: must be a positive duration`,
 			`send_timeout: must be a positive duration`, `client_body_timeout: must be a positive duration`}},
 
+	{"bad discovery source", `{"port": 8080, "backends": [{"discover": "mdns", "name": "x"}, {"discover": "a", "name": "api", "port": 70000}]}`,
+		[]string{`backends[0]: `, `backends[1]: `}},
+	{"dns settings", `{"port": 8080, "dns_resolver": "nowhere", "dns_refresh": "500ms"}`,
+		[]string{`dns_resolver: must be host:port`, `dns_refresh: must be a duration of at least 1s`}},
+
 	// Several problems are reported together, one line each.
 	{"several at once", `{"strategy": "random", "health_check_frequency": "0s", "backends": ["localhost:8082"]}`,
 		[]string{`port: missing`, `strategy: must be`, `health_check_frequency: must be a positive duration`, `backends[0]: invalid backend URL`}},
@@ -444,6 +461,15 @@ func (c Config) file() configFile {
 		entry, _ := json.Marshal(backendFile{URL: b.URL, Weight: &b.Weight})
 		f.Backends = append(f.Backends, entry)
 	}
+	for _, src := range c.Sources {
+		e := discovery.Entry{Discover: string(src.Discover), Name: src.Name, Scheme: src.Scheme}
+		if src.Discover == discovery.KindA {
+			e.Port = &src.Port
+		}
+		entry, _ := json.Marshal(e)
+		f.Backends = append(f.Backends, entry)
+	}
+	f.DNSResolver, f.DNSRefresh = c.DNSResolver, c.DNSRefresh.String()
 	if c.HashKey.Kind != "" {
 		f.HashKey = c.HashKey.String()
 	}

@@ -188,8 +188,12 @@ func (c *control) tryReload(ctx context.Context) (admin.ReloadResult, error) {
 			res.SettingsChanged = append(res.SettingsChanged, f)
 		}
 	}
-	// What needs new sockets stays as it is.
+	if !slices.Equal(cfg.Sources, c.cfg.Sources) {
+		res.RestartNeeded = append(res.RestartNeeded, sourcesField)
+	}
+	// What needs new sockets, or restarted parts, stays as it is.
 	cfg.Port, cfg.AdminAddr, cfg.Metrics = c.cfg.Port, c.cfg.AdminAddr, c.cfg.Metrics
+	cfg.Sources, cfg.DNSResolver, cfg.DNSRefresh = c.cfg.Sources, c.cfg.DNSResolver, c.cfg.DNSRefresh
 
 	// Everything that can fail is done before anything changes.
 	out := c.accessOut

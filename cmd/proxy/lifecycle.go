@@ -151,6 +151,11 @@ func (p *program) stages() []stage {
 		waits: "the loop",
 		run:   p.controlTask.stop,
 	}, {
+		name:  "discovery",
+		how:   "its context is cancelled, which ends its lookups",
+		waits: "its goroutines",
+		run:   p.discoveryTask.stop,
+	}, {
 		name:  "access log",
 		how:   "its writer's context is cancelled",
 		waits: "the lines still queued to be written",

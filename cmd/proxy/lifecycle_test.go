@@ -39,7 +39,7 @@ func TestShutdownOrder(t *testing.T) {
 	for _, s := range fullProgram(t).stages() {
 		names = append(names, s.name)
 	}
-	assert.Equal(t, []string{"announce", "servers", "handlers", "config control", "access log", "health loop",
+	assert.Equal(t, []string{"announce", "servers", "handlers", "config control", "discovery", "access log", "health loop",
 		"demo backends", "pool owner", "backend connections"}, names)
 }
 

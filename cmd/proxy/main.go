@@ -18,10 +18,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/switchyard-proxy/switchyard/cmd/internal/statefile"
 )
@@ -55,6 +57,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	configPath := fs.String("config", "config.json", "the config file")
 	demo := fs.Bool("demo", false, "also run a test backend on each configured backend's address (loopback only)")
 	check := fs.Bool("check", false, "check the config file (and the state file, if it names one) and exit: 0 if good, 2 if not; binds no port")
+	probe := fs.String("probe", "", "GET this URL (such as http://127.0.0.1:8081/healthz) and exit 0 if it answers 2xx, 1 if not: an exec health probe for images without a shell")
+	version := fs.Bool("version", false, "print the version and exit")
 	logFormat := fs.String("log-format", "text", "text or json")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -66,6 +70,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "proxy: unexpected argument %q (flags only; see -help)\n", fs.Arg(0))
 		return exitUsage
+	}
+	if *version {
+		fmt.Fprintln(stdout, versionString())
+		return exitOK
+	}
+	if *probe != "" {
+		return runProbe(ctx, *probe, stderr)
 	}
 	logger, err := newLogger(stderr, *logFormat, *logLevel)
 	if err != nil {
@@ -166,6 +177,58 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	prog.attach(lns)
 	if err := prog.serve(ctx); err != nil {
 		logger.Error("switchyard stopped", "err", err)
+		return exitFail
+	}
+	return exitOK
+}
+
+// versionString is the module's version and the VCS revision it was built
+// from, as the Go toolchain recorded them.
+func versionString() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "switchyard (no build information)"
+	}
+	v := "switchyard " + info.Main.Version
+	var rev, at, dirty string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = " (modified)"
+			}
+		}
+	}
+	if rev != "" {
+		v += " " + rev + dirty
+	}
+	if at != "" {
+		v += " " + at
+	}
+	return v + " " + info.GoVersion
+}
+
+// runProbe is -probe: one GET, bounded by a few seconds.
+func runProbe(ctx context.Context, url string, stderr io.Writer) int {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "proxy: -probe: %v\n", err)
+		return exitUsage
+	}
+	res, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
+	if err != nil {
+		fmt.Fprintf(stderr, "proxy: -probe: %v\n", err)
+		return exitFail
+	}
+	res.Body.Close()
+	if res.StatusCode < 200 || res.StatusCode > 299 {
+		fmt.Fprintf(stderr, "proxy: -probe: %s\n", res.Status)
 		return exitFail
 	}
 	return exitOK

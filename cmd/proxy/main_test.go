@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -494,4 +496,66 @@ func dialUpgraded(t testing.TB, r *running) (net.Conn, *bufio.Reader) {
 	require.NoError(t, err)
 	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
 	return conn, br
+}
+
+// -version says what was built; -probe answers for /healthz with its exit
+// code, so that an image without a shell can be health-checked.
+func TestVersionAndProbe(t *testing.T) {
+	var stdout, stderr pooltest.SyncBuffer
+	assert.Equal(t, exitOK, run(t.Context(), []string{"-version"}, &stdout, &stderr))
+	assert.True(t, strings.HasPrefix(stdout.String(), "switchyard "), stdout.String())
+	assert.Contains(t, stdout.String(), "go1.")
+
+	r := start(t, testConfig(t, namedBackend(t, "a").URL))
+	assert.Equal(t, exitOK, run(t.Context(), []string{"-probe", r.adminURL + "/healthz"}, &stdout, &stderr))
+	assert.Equal(t, exitFail, run(t.Context(), []string{"-probe", r.adminURL + "/nowhere"}, &stdout, &stderr))
+	assert.Equal(t, exitOK, r.stop(t))
+	assert.Equal(t, exitFail, run(t.Context(), []string{"-probe", r.adminURL + "/healthz"}, &stdout, &stderr), "nothing listens")
+}
+
+// steadyLoad is n clients sending GETs to url, each on keep-alive, until
+// stop; it counts what was not a 200.
+type steadyLoad struct {
+	stopCh             chan struct{}
+	wg                 sync.WaitGroup
+	requests, failures atomic.Int64
+	errs               pooltest.SyncBuffer
+}
+
+func startSteadyLoad(url string, n int) *steadyLoad {
+	l := &steadyLoad{stopCh: make(chan struct{})}
+	for range n {
+		l.wg.Go(func() { // waited for by stop
+			tr := &http.Transport{}
+			defer tr.CloseIdleConnections()
+			c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+			for {
+				select {
+				case <-l.stopCh:
+					return
+				default:
+				}
+				res, err := c.Get(url)
+				l.requests.Add(1)
+				if err == nil {
+					io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					if res.StatusCode != http.StatusOK {
+						err = fmt.Errorf("status %d", res.StatusCode)
+					}
+				}
+				if err != nil {
+					l.failures.Add(1)
+					fmt.Fprintln(&l.errs, err)
+				}
+			}
+		})
+	}
+	return l
+}
+
+// stop ends the load and waits for its clients.
+func (l *steadyLoad) stop() {
+	close(l.stopCh)
+	l.wg.Wait()
 }

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -14,10 +16,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/switchyard-proxy/switchyard/actor"
 	"github.com/switchyard-proxy/switchyard/admin"
 	"github.com/switchyard-proxy/switchyard/cmd/internal/testbackend"
 	"github.com/switchyard-proxy/switchyard/health"
 	"github.com/switchyard-proxy/switchyard/pool"
+	"github.com/switchyard-proxy/switchyard/pool/discovery"
 	"github.com/switchyard-proxy/switchyard/proxy"
 	"github.com/switchyard-proxy/switchyard/proxy/framing"
 )
@@ -33,6 +37,7 @@ type program struct {
 	proxy     *proxy.Proxy
 	accessLog *proxy.AccessLog
 	control   *control
+	discovery *discovery.Watcher
 	admin     *admin.Handler
 
 	// The long-lived tasks, in the order they start. A task the config
@@ -42,6 +47,7 @@ type program struct {
 	healthTask    *task
 	accessLogTask *task
 	controlTask   *task
+	discoveryTask *task
 
 	proxyServer, adminServer server
 	demoServers              []server
@@ -97,6 +103,10 @@ func build(cfg Config, log *slog.Logger, stdout io.Writer, access accessLogFile,
 		return nil, err
 	}
 	if p.proxy, err = proxy.New(p.pool, p.proxyConfig(cfg)); err != nil {
+		return nil, err
+	}
+	if p.discovery, err = discovery.New(discoverySink{p}, discovery.Config{Sources: cfg.Sources,
+		Resolver: cfg.DNSResolver, Refresh: cfg.DNSRefresh, Logger: log.With("component", "discovery")}); err != nil {
 		return nil, err
 	}
 	p.control = newControl(p, src)
@@ -163,7 +173,9 @@ func (p *program) buildTasks() {
 		doc: "writes the access log lines that handlers queue (to nowhere while `access_log` is off, so that a reload can turn it on)"}
 	p.controlTask = &task{name: "config control", run: p.control.run, stage: "config control",
 		doc: "owns the config in force and the state file: reloads (SIGHUP, `POST /reload`) and the admin API's changes to the running set, one at a time"}
-	p.tasks = []*task{p.poolTask, p.healthTask, p.accessLogTask, p.controlTask}
+	p.discoveryTask = &task{name: "discovery", run: p.discovery.Run, stage: "discovery",
+		doc: "looks up each DNS source every `dns_refresh`, one goroutine per source that it waits for, and hands each change to the pool as one message"}
+	p.tasks = []*task{p.poolTask, p.healthTask, p.accessLogTask, p.controlTask, p.discoveryTask}
 }
 
 // attach makes the servers, each on its bound listener in lns.
@@ -234,7 +246,16 @@ func poolConfig(cfg Config, log *slog.Logger) pool.Config {
 
 // statusInfo is what /status shows of the proxy's own settings.
 func (p *program) statusInfo() admin.Info {
-	return *p.control.info.Load()
+	info := *p.control.info.Load()
+	for _, st := range p.discovery.Status() {
+		last := ""
+		if !st.LastRefresh.IsZero() {
+			last = st.LastRefresh.Format(time.RFC3339)
+		}
+		info.Sources = append(info.Sources, admin.SourceStatus{ID: st.Source, Name: st.Name, Discover: string(st.Discover),
+			LastRefresh: last, Failing: st.Failing, LastError: st.LastError, Backends: append([]string{}, st.Backends...)})
+	}
+	return info
 }
 
 // metricsHandler serves /metrics, or is nil when metrics are off.
@@ -243,9 +264,68 @@ func (p *program) metricsHandler() http.Handler {
 		return nil
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(p.proxy, admin.NewPoolCollector(p.pool), p.control, guardCollector{p},
+	reg.MustRegister(p.proxy, admin.NewPoolCollector(p.pool), p.control, guardCollector{p}, sourceCollector{p},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+// discoverySink hands what discovery found to the pool, as one message per
+// change, and checks the new backends at once, as POST /backends does.
+type discoverySink struct{ p *program }
+
+func (s discoverySink) SetSource(ctx context.Context, source string, targets []discovery.Target) error {
+	specs := make([]pool.Spec, len(targets))
+	for i, t := range targets {
+		specs[i] = pool.Spec{URL: t.URL, Weight: t.Weight}
+	}
+	applied, err := s.p.pool.SetSource(ctx, source, specs)
+	if errors.Is(err, actor.ErrStopped) || ctx.Err() != nil {
+		return err // the pool is gone: discovery has nothing left to do
+	}
+	if err != nil {
+		// A set the pool refuses (a backend it cannot use) changes
+		// nothing; the next lookup tries again. It must not stop the
+		// program.
+		s.p.log.Error("discovery: the pool refused a source's backends", "source", source, "err", err)
+		return nil
+	}
+	var wg sync.WaitGroup
+	for _, b := range applied.Added {
+		wg.Go(func() { _, _ = s.p.checker.Probe(ctx, b) }) // waited for just below
+	}
+	wg.Wait()
+	return nil
+}
+
+// sourceCollector exports the discovery sources' state.
+type sourceCollector struct{ p *program }
+
+var (
+	sourceFailingDesc = prometheus.NewDesc("switchyard_discovery_source_failing",
+		"1 while a discovery source's lookups fail (its last good set is kept), else 0.", []string{"source"}, nil)
+	sourceBackendsDesc = prometheus.NewDesc("switchyard_discovery_source_backends",
+		"Backends a discovery source found at its last good lookup.", []string{"source"}, nil)
+	sourceLookupsDesc = prometheus.NewDesc("switchyard_discovery_lookups_total",
+		"DNS lookups made for a source, by result.", []string{"source", "result"}, nil)
+)
+
+func (sourceCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- sourceFailingDesc
+	ch <- sourceBackendsDesc
+	ch <- sourceLookupsDesc
+}
+
+func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, st := range c.p.discovery.Status() {
+		failing := 0.0
+		if st.Failing {
+			failing = 1
+		}
+		ch <- prometheus.MustNewConstMetric(sourceFailingDesc, prometheus.GaugeValue, failing, st.Name)
+		ch <- prometheus.MustNewConstMetric(sourceBackendsDesc, prometheus.GaugeValue, float64(len(st.Backends)), st.Name)
+		ch <- prometheus.MustNewConstMetric(sourceLookupsDesc, prometheus.CounterValue, float64(st.Lookups-st.FailedLookups), st.Name, "ok")
+		ch <- prometheus.MustNewConstMetric(sourceLookupsDesc, prometheus.CounterValue, float64(st.FailedLookups), st.Name, "failed")
+	}
 }
 
 // guardCollector exports the connection guard's counts: the limit on client

@@ -95,7 +95,12 @@ func specURLs(specs []pool.Spec) []string {
 // restartFields are the fields a reload cannot change: they need new
 // sockets, a new registry of metrics, or are read by net/http's server as
 // it runs (a change could not be made without a data race).
-var restartFields = []string{"port", "admin_addr", "metrics", "max_header_bytes", "read_header_timeout", "idle_timeout"}
+var restartFields = []string{"port", "admin_addr", "metrics", "max_header_bytes", "read_header_timeout", "idle_timeout",
+	"dns_resolver", "dns_refresh"}
+
+// sourcesField is what restart_needed names when a reload changes the
+// discovery sources among the backends: the lookups started at start-up.
+const sourcesField = "backends (discovery sources)"
 
 // fileFields returns every top-level field of a config file with its value
 // in effect, the file's own or the default, for comparing two loads field

@@ -9,8 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -323,39 +321,7 @@ func TestWebSocketAndLoadAcrossTwentyReloads(t *testing.T) {
 
 	conn, br := dialUpgraded(t, r)
 
-	// The load: four clients sending GETs until stop is closed, after the
-	// reloads; each counts what was not a 200.
-	stop := make(chan struct{})
-	var requests, failures atomic.Int64
-	var errs pooltest.SyncBuffer
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() { // waited for below
-			tr := &http.Transport{}
-			defer tr.CloseIdleConnections()
-			lc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				res, err := lc.Get(r.proxyURL + "/load")
-				requests.Add(1)
-				if err == nil {
-					io.Copy(io.Discard, res.Body)
-					res.Body.Close()
-					if res.StatusCode != http.StatusOK {
-						err = fmt.Errorf("status %d", res.StatusCode)
-					}
-				}
-				if err != nil {
-					failures.Add(1)
-					fmt.Fprintln(&errs, err)
-				}
-			}
-		})
-	}
+	load := startSteadyLoad(r.proxyURL+"/load", 4) // stopped after the reloads
 	var echoes int
 	for i := range 20 {
 		if i%2 == 0 {
@@ -376,11 +342,10 @@ func TestWebSocketAndLoadAcrossTwentyReloads(t *testing.T) {
 		assert.Equal(t, msg, line)
 		echoes++
 	}
-	close(stop)
-	wg.Wait()
-	t.Logf("20 reloads: %d echoes, %d requests under load, %d errors %s", echoes, requests.Load(), failures.Load(), errs.String())
-	assert.Zero(t, failures.Load(), "the load saw no error: %s", errs.String())
-	assert.Positive(t, requests.Load())
+	load.stop()
+	t.Logf("20 reloads: %d echoes, %d requests under load, %d errors %s", echoes, load.requests.Load(), load.failures.Load(), load.errs.String())
+	assert.Zero(t, load.failures.Load(), "the load saw no error: %s", load.errs.String())
+	assert.Positive(t, load.requests.Load())
 	assert.Equal(t, 21, poolStatus(t, client, r).Config.Generation)
 	conn.Close() // or the shutdown would give it shutdown_timeout
 	assert.Equal(t, exitOK, r.stop(t))

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchyard-proxy/switchyard/pool/discovery"
+	"github.com/switchyard-proxy/switchyard/pool/discovery/dnstest"
 )
 
 // The benchmarks time one refresh of one source of 1,000 backends that
@@ -26,14 +27,14 @@ import (
 
 const benchBackends = 1000
 
-func benchZone(b *testing.B) *dnsServer {
-	srv := startDNS(b)
-	var recs []srvRecord
+func benchZone(b *testing.B) *dnstest.Server {
+	srv := dnstest.Start(b)
+	var recs []dnstest.SRV
 	var many []string
 	for i := range benchBackends {
 		target := fmt.Sprintf("n%d.nodes.test", i)
 		addr := fmt.Sprintf("10.%d.%d.%d", i/65536, i/256%256, i%256)
-		recs = append(recs, srvRecord{Priority: 1, Weight: uint16(i % 10), Port: 8080, Target: target})
+		recs = append(recs, dnstest.SRV{Priority: 1, Weight: uint16(i % 10), Port: 8080, Target: target})
 		srv.SetHosts(target, addr)
 		many = append(many, addr)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/switchyard-proxy/switchyard/actor"
 	"github.com/switchyard-proxy/switchyard/pool"
 	"github.com/switchyard-proxy/switchyard/pool/discovery"
+	"github.com/switchyard-proxy/switchyard/pool/discovery/dnstest"
 )
 
 // The tests in this file ask a real DNS server on 127.0.0.1 through Go's
@@ -30,7 +31,7 @@ func srvSource(name string) discovery.Source {
 	return discovery.Source{Discover: discovery.KindSRV, Name: name}
 }
 
-func cfg(srv *dnsServer, sources ...discovery.Source) discovery.Config {
+func cfg(srv *dnstest.Server, sources ...discovery.Source) discovery.Config {
 	return discovery.Config{Sources: sources, Resolver: srv.Addr, Refresh: refresh}
 }
 
@@ -54,7 +55,7 @@ func httpURLs(port int, addrs ...string) []string {
 // call with the whole new set, sorted, and the first set is sent at once.
 func TestARecordsScaleUpAndDown(t *testing.T) {
 	t.Parallel()
-	srv := startDNS(t)
+	srv := dnstest.Start(t)
 	const name = "api.default.svc.cluster.local"
 	srv.SetHosts(name, ips("10.0.0.", 1, 3)...)
 	sink := newSink()
@@ -93,7 +94,7 @@ func TestARecordsScaleUpAndDown(t *testing.T) {
 
 func TestAddressChange(t *testing.T) {
 	t.Parallel()
-	srv := startDNS(t)
+	srv := dnstest.Start(t)
 	srv.SetHosts("web.test", "10.1.0.1", "10.1.0.2")
 	sink := newSink()
 	start(t, sink, cfg(srv, aSource("web.test", 9000)))
@@ -108,7 +109,7 @@ func TestAddressChange(t *testing.T) {
 // leaves it out.
 func TestIPv6AndPoolNormalForm(t *testing.T) {
 	t.Parallel()
-	srv := startDNS(t)
+	srv := dnstest.Start(t)
 	srv.SetHosts("dual.test", "10.2.0.1", "2001:db8::1", "2001:DB8:0:0::2", "::ffff:10.2.0.1")
 	srv.SetHosts("v6only.test", "2001:db8::a")
 	sink := newSink()
@@ -147,13 +148,13 @@ func TestIPv6AndPoolNormalForm(t *testing.T) {
 // server, once however many records name it.
 func TestSRVPriorityWeightsAndTargets(t *testing.T) {
 	t.Parallel()
-	srv := startDNS(t)
+	srv := dnstest.Start(t)
 	const name = "_http._tcp.api.service.consul"
 	srv.SetSRV(name,
-		srvRecord{Priority: 10, Weight: 0, Port: 21000, Target: "node1.node.dc1.consul"},
-		srvRecord{Priority: 10, Weight: 5, Port: 21001, Target: "node1.node.dc1.consul"},
-		srvRecord{Priority: 10, Weight: 60000, Port: 21000, Target: "node2.node.dc1.consul"},
-		srvRecord{Priority: 20, Weight: 1, Port: 21000, Target: "backup.node.dc1.consul"},
+		dnstest.SRV{Priority: 10, Weight: 0, Port: 21000, Target: "node1.node.dc1.consul"},
+		dnstest.SRV{Priority: 10, Weight: 5, Port: 21001, Target: "node1.node.dc1.consul"},
+		dnstest.SRV{Priority: 10, Weight: 60000, Port: 21000, Target: "node2.node.dc1.consul"},
+		dnstest.SRV{Priority: 20, Weight: 1, Port: 21000, Target: "backup.node.dc1.consul"},
 	)
 	srv.SetHosts("node1.node.dc1.consul", "10.3.0.1")
 	srv.SetHosts("node2.node.dc1.consul", "10.3.0.2", "2001:db8::3:2")
@@ -176,12 +177,12 @@ func TestSRVPriorityWeightsAndTargets(t *testing.T) {
 	assert.EqualValues(t, 3, st.Lookups, "one SRV lookup and one per distinct target")
 
 	// The lowest priority's records go: the next priority takes over.
-	srv.SetSRV(name, srvRecord{Priority: 20, Weight: 1, Port: 21000, Target: "backup.node.dc1.consul"})
+	srv.SetSRV(name, dnstest.SRV{Priority: 20, Weight: 1, Port: 21000, Target: "backup.node.dc1.consul"})
 	c = sink.next(t)
 	assert.Equal(t, []discovery.Target{{URL: "http://10.3.0.9:21000", Weight: 1}}, c.Targets)
 
 	// A weight change alone is a change.
-	srv.SetSRV(name, srvRecord{Priority: 20, Weight: 7, Port: 21000, Target: "backup.node.dc1.consul"})
+	srv.SetSRV(name, dnstest.SRV{Priority: 20, Weight: 7, Port: 21000, Target: "backup.node.dc1.consul"})
 	c = sink.next(t)
 	assert.Equal(t, []discovery.Target{{URL: "http://10.3.0.9:21000", Weight: 7}}, c.Targets)
 }
@@ -189,10 +190,10 @@ func TestSRVPriorityWeightsAndTargets(t *testing.T) {
 // Two records for one address and port are one backend with both shares.
 func TestSRVDuplicateEndpointsMerge(t *testing.T) {
 	t.Parallel()
-	srv := startDNS(t)
+	srv := dnstest.Start(t)
 	srv.SetSRV("_api._tcp.test",
-		srvRecord{Priority: 1, Weight: 3, Port: 80, Target: "a.test"},
-		srvRecord{Priority: 1, Weight: 4, Port: 80, Target: "b.test"}, // same address as a.test
+		dnstest.SRV{Priority: 1, Weight: 3, Port: 80, Target: "a.test"},
+		dnstest.SRV{Priority: 1, Weight: 4, Port: 80, Target: "b.test"}, // same address as a.test
 	)
 	srv.SetHosts("a.test", "10.4.0.1")
 	srv.SetHosts("b.test", "10.4.0.1")
@@ -205,11 +206,11 @@ func TestSRVDuplicateEndpointsMerge(t *testing.T) {
 // Go's resolver asks again over TCP.
 func TestLargeAnswersOverTCP(t *testing.T) {
 	t.Parallel()
-	srv := startDNS(t)
-	var recs []srvRecord
+	srv := dnstest.Start(t)
+	var recs []dnstest.SRV
 	for i := range 1000 {
 		target := fmt.Sprintf("n%d.nodes.test", i)
-		recs = append(recs, srvRecord{Priority: 1, Weight: 1, Port: 8080, Target: target})
+		recs = append(recs, dnstest.SRV{Priority: 1, Weight: 1, Port: 8080, Target: target})
 		srv.SetHosts(target, fmt.Sprintf("10.5.%d.%d", i/250, i%250+1))
 	}
 	srv.SetSRV("_big._tcp.test", recs...)
@@ -236,20 +237,20 @@ func TestOutageKeepsLastSet(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name    string
-		outage  func(*dnsServer)
-		recover func(*dnsServer)
+		outage  func(*dnstest.Server)
+		recover func(*dnstest.Server)
 		want    string
 	}{
-		{"servfail", func(s *dnsServer) { s.SetMode(servfail) }, func(s *dnsServer) { s.SetMode(serve) }, "server misbehaving"},
-		{"refused", func(s *dnsServer) { s.SetMode(refused) }, func(s *dnsServer) { s.SetMode(serve) }, "server misbehaving"},
-		{"no answer", func(s *dnsServer) { s.SetMode(silent) }, func(s *dnsServer) { s.SetMode(serve) }, "timed out after 200ms"},
-		{"server stopped", (*dnsServer).Stop, (*dnsServer).Restart, "connection refused"},
+		{"servfail", func(s *dnstest.Server) { s.SetMode(dnstest.ServFail) }, func(s *dnstest.Server) { s.SetMode(dnstest.Serve) }, "server misbehaving"},
+		{"refused", func(s *dnstest.Server) { s.SetMode(dnstest.Refused) }, func(s *dnstest.Server) { s.SetMode(dnstest.Serve) }, "server misbehaving"},
+		{"no answer", func(s *dnstest.Server) { s.SetMode(dnstest.Silent) }, func(s *dnstest.Server) { s.SetMode(dnstest.Serve) }, "timed out after 200ms"},
+		{"server stopped", (*dnstest.Server).Stop, (*dnstest.Server).Restart, "connection refused"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			srv := startDNS(t)
+			srv := dnstest.Start(t)
 			srv.SetHosts("api.test", "10.7.0.1", "10.7.0.2")
-			srv.SetSRV("_api._tcp.test", srvRecord{Priority: 1, Port: 8080, Target: "api.test"})
+			srv.SetSRV("_api._tcp.test", dnstest.SRV{Priority: 1, Port: 8080, Target: "api.test"})
 			sink := newSink()
 			w := start(t, sink, cfg(srv, aSource("api.test", 8080), srvSource("_api._tcp.test")))
 			sink.next(t)
@@ -291,9 +292,9 @@ func TestOutageKeepsLastSet(t *testing.T) {
 // restarts with its zone not yet loaded, never empties the set.
 func TestBriefNXDOMAINNeverEmpties(t *testing.T) {
 	t.Parallel()
-	srv := startDNS(t)
+	srv := dnstest.Start(t)
 	srv.SetHosts("api.test", "10.8.0.1", "10.8.0.2")
-	srv.SetSRV("_api._tcp.test", srvRecord{Priority: 1, Port: 8080, Target: "api.test"})
+	srv.SetSRV("_api._tcp.test", dnstest.SRV{Priority: 1, Port: 8080, Target: "api.test"})
 	sink := newSink()
 	w := start(t, sink, cfg(srv, aSource("api.test", 8080), srvSource("_api._tcp.test")))
 	sink.next(t)
@@ -323,19 +324,19 @@ func TestLastingNXDOMAINEmptiesOnce(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		source discovery.Source
-		gone   func(*dnsServer)
+		gone   func(*dnstest.Server)
 	}{
-		{"a NXDOMAIN", aSource("api.test", 8080), func(s *dnsServer) { s.NXDomain("api.test", -1) }},
-		{"a no records", aSource("api.test", 8080), func(s *dnsServer) { s.SetHosts("api.test") }},
-		{"srv NXDOMAIN", srvSource("_api._tcp.test"), func(s *dnsServer) { s.NXDomain("_api._tcp.test", -1) }},
-		{"srv target NXDOMAIN", srvSource("_api._tcp.test"), func(s *dnsServer) { s.NXDomain("api.test", -1) }},
-		{"srv no records", srvSource("_api._tcp.test"), func(s *dnsServer) { s.SetSRV("_api._tcp.test") }},
+		{"a NXDOMAIN", aSource("api.test", 8080), func(s *dnstest.Server) { s.NXDomain("api.test", -1) }},
+		{"a no records", aSource("api.test", 8080), func(s *dnstest.Server) { s.SetHosts("api.test") }},
+		{"srv NXDOMAIN", srvSource("_api._tcp.test"), func(s *dnstest.Server) { s.NXDomain("_api._tcp.test", -1) }},
+		{"srv target NXDOMAIN", srvSource("_api._tcp.test"), func(s *dnstest.Server) { s.NXDomain("api.test", -1) }},
+		{"srv no records", srvSource("_api._tcp.test"), func(s *dnstest.Server) { s.SetSRV("_api._tcp.test") }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			srv := startDNS(t)
+			srv := dnstest.Start(t)
 			srv.SetHosts("api.test", "10.9.0.1")
-			srv.SetSRV("_api._tcp.test", srvRecord{Priority: 1, Port: 8080, Target: "api.test"})
+			srv.SetSRV("_api._tcp.test", dnstest.SRV{Priority: 1, Port: 8080, Target: "api.test"})
 			sink := newSink()
 			w := start(t, sink, cfg(srv, tc.source))
 			assert.Equal(t, []string{"http://10.9.0.1:8080"}, urls(sink.next(t).Targets))
@@ -366,7 +367,7 @@ func TestLastingNXDOMAINEmptiesOnce(t *testing.T) {
 // detector checks it.
 func TestStatusWhileRefreshing(t *testing.T) {
 	t.Parallel()
-	srv := startDNS(t)
+	srv := dnstest.Start(t)
 	srv.SetHosts("api.test", "10.10.0.1")
 	sink := newSink()
 	w := start(t, sink, cfg(srv, aSource("api.test", 8080), aSource("api.test", 8081)))
@@ -403,7 +404,7 @@ func TestStatusWhileRefreshing(t *testing.T) {
 // Run returns the error and every source's goroutine stops.
 func TestSinkFailureEndsRun(t *testing.T) {
 	t.Parallel()
-	srv := startDNS(t)
+	srv := dnstest.Start(t)
 	srv.SetHosts("api.test", "10.11.0.1")
 	srv.SetHosts("other.test", "10.11.0.2")
 	sink := newSink()
@@ -432,7 +433,7 @@ func TestSinkFailureEndsRun(t *testing.T) {
 // A context that ends returns nil, even with a sink that fails from then on.
 func TestCancelReturnsNil(t *testing.T) {
 	t.Parallel()
-	srv := startDNS(t)
+	srv := dnstest.Start(t)
 	srv.SetHosts("api.test", "10.12.0.1")
 	sink := newSink()
 	w, err := discovery.New(sink, cfg(srv, aSource("api.test", 80)))
@@ -456,8 +457,8 @@ func TestCancelReturnsNil(t *testing.T) {
 // of its own, until resolv.conf's timeout, seconds later. Not parallel, so
 // that no other test's goroutines are about when it checks.
 func TestGivenUpLookupsEnd(t *testing.T) {
-	srv := startDNS(t)
-	srv.SetMode(silent)
+	srv := dnstest.Start(t)
+	srv.SetMode(dnstest.Silent)
 	sink := newSink()
 	w, err := discovery.New(sink, discovery.Config{Resolver: srv.Addr, Refresh: 100 * time.Millisecond, Sources: []discovery.Source{
 		aSource("api.test", 80), srvSource("_api._tcp.test"),

@@ -1,4 +1,10 @@
-package discovery_test
+// Package dnstest is a real DNS server for tests, on 127.0.0.1 over UDP and
+// TCP, answering A, AAAA and SRV questions from a zone the test changes
+// while the code under test looks names up.
+//
+// Goroutines: Start runs the server's two loops (UDP and TCP); Stop, which
+// the test's Cleanup calls, shuts them down and waits for them.
+package dnstest
 
 import (
 	"fmt"
@@ -14,44 +20,44 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// dnsServer is a real DNS server on 127.0.0.1, over UDP and TCP on one port,
+// Server is a real DNS server on 127.0.0.1, over UDP and TCP on one port,
 // answering from a zone the test changes while the watcher runs.
-type dnsServer struct {
+type Server struct {
 	t    testing.TB
 	Addr string
 
 	mu       sync.Mutex
 	hosts    map[string][]netip.Addr // an entry with no addresses exists, with no records
-	srvs     map[string][]srvRecord
-	mode     mode
+	srvs     map[string][]SRV
+	mode     Mode
 	nxdomain map[string]int // NXDOMAIN answers still to give to A and SRV questions; -1: until cleared
 	firstNX  map[string]time.Time
 	queries  map[string]int // by "TYPE name"
 	udp, tcp *dns.Server
 }
 
-type srvRecord struct {
+type SRV struct {
 	Priority, Weight, Port uint16
 	Target                 string
 }
 
-// mode is how the server answers every question.
-type mode int
+// Mode is how the server answers every question.
+type Mode int
 
 const (
-	serve    mode = iota
-	servfail      // RCODE 2
-	refused       // RCODE 5
-	silent        // no answer at all: the client times out
+	Serve    Mode = iota
+	ServFail      // RCODE 2
+	Refused       // RCODE 5
+	Silent        // no answer at all: the client times out
 )
 
-// startDNS starts a server that runs until the test ends.
-func startDNS(t testing.TB) *dnsServer {
+// Start starts a server that runs until the test ends.
+func Start(t testing.TB) *Server {
 	t.Helper()
-	s := &dnsServer{
+	s := &Server{
 		t:        t,
 		hosts:    map[string][]netip.Addr{},
-		srvs:     map[string][]srvRecord{},
+		srvs:     map[string][]SRV{},
 		nxdomain: map[string]int{},
 		firstNX:  map[string]time.Time{},
 		queries:  map[string]int{},
@@ -89,7 +95,7 @@ func listen(addr string) (net.PacketConn, net.Listener, error) {
 	return pc, l, nil
 }
 
-func (s *dnsServer) serveOn(pc net.PacketConn, l net.Listener) {
+func (s *Server) serveOn(pc net.PacketConn, l net.Listener) {
 	s.t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -106,7 +112,7 @@ func (s *dnsServer) serveOn(pc net.PacketConn, l net.Listener) {
 
 // Stop shuts the server down: questions are then refused by the kernel
 // (ICMP port unreachable for UDP, RST for TCP).
-func (s *dnsServer) Stop() {
+func (s *Server) Stop() {
 	s.mu.Lock()
 	udp, tcp := s.udp, s.tcp
 	s.udp, s.tcp = nil, nil
@@ -118,7 +124,7 @@ func (s *dnsServer) Stop() {
 }
 
 // Restart serves again on the same address after Stop.
-func (s *dnsServer) Restart() {
+func (s *Server) Restart() {
 	s.t.Helper()
 	pc, l, err := listen(s.Addr)
 	require.NoError(s.t, err)
@@ -127,7 +133,7 @@ func (s *dnsServer) Restart() {
 
 // SetHosts makes name's A and AAAA records addrs; with none, name exists
 // but has no address records.
-func (s *dnsServer) SetHosts(name string, addrs ...string) {
+func (s *Server) SetHosts(name string, addrs ...string) {
 	s.t.Helper()
 	list := make([]netip.Addr, 0, len(addrs))
 	for _, a := range addrs {
@@ -139,21 +145,21 @@ func (s *dnsServer) SetHosts(name string, addrs ...string) {
 }
 
 // DeleteHost makes name unknown: NXDOMAIN.
-func (s *dnsServer) DeleteHost(name string) {
+func (s *Server) DeleteHost(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.hosts, dns.Fqdn(name))
 }
 
 // SetSRV makes name's SRV records recs.
-func (s *dnsServer) SetSRV(name string, recs ...srvRecord) {
+func (s *Server) SetSRV(name string, recs ...SRV) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.srvs[dns.Fqdn(strings.ToLower(name))] = recs
 }
 
 // SetMode changes how every question is answered.
-func (s *dnsServer) SetMode(m mode) {
+func (s *Server) SetMode(m Mode) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.mode = m
@@ -161,7 +167,7 @@ func (s *dnsServer) SetMode(m mode) {
 
 // NXDomain answers NXDOMAIN for name to its next n A or SRV questions (and
 // the AAAA questions asked meanwhile); n < 0 means until NXDomain(name, 0).
-func (s *dnsServer) NXDomain(name string, n int) {
+func (s *Server) NXDomain(name string, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.nxdomain[dns.Fqdn(name)] = n
@@ -169,7 +175,7 @@ func (s *dnsServer) NXDomain(name string, n int) {
 }
 
 // FirstNX returns when name was first answered NXDOMAIN by NXDomain.
-func (s *dnsServer) FirstNX(name string) time.Time {
+func (s *Server) FirstNX(name string) time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.firstNX[dns.Fqdn(name)]
@@ -177,7 +183,7 @@ func (s *dnsServer) FirstNX(name string) time.Time {
 
 // Queries returns how many questions of type qtype ("A", "AAAA", "SRV") for
 // name the server has had.
-func (s *dnsServer) Queries(qtype, name string) int {
+func (s *Server) Queries(qtype, name string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.queries[qtype+" "+dns.Fqdn(name)]
@@ -186,7 +192,7 @@ func (s *dnsServer) Queries(qtype, name string) int {
 // ServeDNS answers from the zone, authoritatively: Go's resolver takes an
 // empty answer that is neither authoritative nor recursive for a lame
 // referral, a failure, where "no records" is meant.
-func (s *dnsServer) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	m := new(dns.Msg)
 	m.SetReply(r)
 	m.Authoritative = true
@@ -203,12 +209,12 @@ func (s *dnsServer) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	s.mu.Lock()
 	s.queries[dns.TypeToString[q.Qtype]+" "+name]++
 	switch s.mode {
-	case silent:
+	case Silent:
 		s.mu.Unlock()
 		return
-	case servfail:
+	case ServFail:
 		m.Rcode = dns.RcodeServerFailure
-	case refused:
+	case Refused:
 		m.Rcode = dns.RcodeRefused
 	default:
 		s.answer(m, q, name)
@@ -228,7 +234,7 @@ func (s *dnsServer) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 }
 
 // answer fills m from the zone; s.mu is held.
-func (s *dnsServer) answer(m *dns.Msg, q dns.Question, name string) {
+func (s *Server) answer(m *dns.Msg, q dns.Question, name string) {
 	if n := s.nxdomain[name]; n != 0 {
 		if _, ok := s.firstNX[name]; !ok {
 			s.firstNX[name] = time.Now()
