@@ -315,7 +315,7 @@ func TestInputRules(t *testing.T) {
 		{"POST", "/backends", `{"url": "http://x.test"} {"url": "http://y.test"}`, 400, "after the JSON object", ""},
 		{"POST", "/backends", `{"url": "http://x.test"}x`, 400, "invalid character", ""},
 		{"POST", "/backends", `{"url": "localhost:8086"}`, 400, "invalid backend URL", ""},
-		{"POST", "/backends", `{"url": "ftp://x.test"}`, 400, "scheme must be http or https", ""},
+		{"POST", "/backends", `{"url": "ftp://x.test"}`, 400, "scheme must be http, https or h2c", ""},
 		{"POST", "/backends", `{"url": "/relative"}`, 400, "invalid backend URL", ""},
 		{"POST", "/backends", `{"url": "http://"}`, 400, "no host", ""},
 		{"POST", "/backends", `{"url": "http://u:p@x.test"}`, 400, "user info", ""},

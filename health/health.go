@@ -15,6 +15,8 @@ package health
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -72,6 +74,9 @@ type Config struct {
 	// UserAgent is sent with every probe, so that backends can leave checks
 	// out of their access logs. Zero means DefaultUserAgent.
 	UserAgent string
+	// BackendCAs verify https backends' certificates, as the proxy's
+	// traffic does. Nil means the system's roots.
+	BackendCAs *x509.CertPool
 	// Logger receives failed checks at Debug: the pool logs the state changes
 	// they cause at Info. Nil means no logging.
 	Logger *slog.Logger
@@ -87,9 +92,6 @@ type Checker struct {
 	cur     atomic.Pointer[settings]
 	changed chan struct{}
 
-	transport *http.Transport
-	client    *http.Client
-
 	// probeFn does one check of b within ctx and says why it passed or failed.
 	// It is httpProbe except in tests that run in a synctest bubble, where a
 	// real socket would not block durably and fake time could not advance.
@@ -101,6 +103,45 @@ type settings struct {
 	interval, downInterval, timeout time.Duration
 	path                            *url.URL // only Path and RawQuery are set
 	userAgent                       string
+	// A probe goes over the kind of connection the traffic uses, or it
+	// would pass a backend whose TLS or HTTP/2 is broken: one client per
+	// backend scheme.
+	plain, tls, h2c *http.Client
+}
+
+// client returns the client for a backend URL's scheme.
+func (s *settings) client(scheme string) *http.Client {
+	switch scheme {
+	case "https":
+		return s.tls
+	case "h2c":
+		return s.h2c
+	}
+	return s.plain
+}
+
+// newClient builds a probe client speaking the given protocols.
+func newClient(roots *x509.CertPool, protocols func(*http.Protocols)) *http.Client {
+	tr := &http.Transport{
+		// Proxy is left nil: a check goes straight to the backend, whatever
+		// HTTP_PROXY says, or it would be checking the proxy. The dial, like
+		// the rest of the check, is bounded by the probe's context.
+		DialContext: (&net.Dialer{}).DialContext,
+		// A check must show that a new connection can be made now, as
+		// HAProxy's do: a connection kept alive from the last round would
+		// hide a backend that has stopped accepting.
+		DisableKeepAlives:      true,
+		MaxResponseHeaderBytes: 64 << 10,
+		TLSClientConfig:        &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		Protocols:              new(http.Protocols),
+	}
+	protocols(tr.Protocols)
+	return &http.Client{
+		Transport: tr,
+		// A redirect is an answer: the backend is serving. Following it
+		// would check some other server, perhaps not one of ours.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }
 
 // New returns a checker for p. It reports every problem with cfg at once.
@@ -116,28 +157,10 @@ func New(p Pool, cfg Config) (*Checker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	tr := &http.Transport{
-		// Proxy is left nil: a check goes straight to the backend, whatever
-		// HTTP_PROXY says, or it would be checking the proxy. The dial, like
-		// the rest of the check, is bounded by the probe's context.
-		DialContext: (&net.Dialer{}).DialContext,
-		// A check must show that a new connection can be made now, as
-		// HAProxy's do: a connection kept alive from the last round would
-		// hide a backend that has stopped accepting.
-		DisableKeepAlives:      true,
-		MaxResponseHeaderBytes: 64 << 10,
-	}
 	c := &Checker{
-		pool:      p,
-		log:       cfg.Logger,
-		changed:   make(chan struct{}, 1),
-		transport: tr,
-		client: &http.Client{
-			Transport: tr,
-			// A redirect is an answer: the backend is serving. Following it
-			// would check some other server, perhaps not one of ours.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		pool:    p,
+		log:     cfg.Logger,
+		changed: make(chan struct{}, 1),
 	}
 	c.cur.Store(s)
 	c.probeFn = c.httpProbe
@@ -178,7 +201,11 @@ func check(cfg Config) (*settings, error) {
 		return nil, err
 	}
 	return &settings{interval: cfg.Interval, downInterval: cfg.DownInterval, timeout: cfg.Timeout,
-		path: &url.URL{Path: path.Path, RawPath: path.RawPath, RawQuery: path.RawQuery}, userAgent: cfg.UserAgent}, nil
+		path: &url.URL{Path: path.Path, RawPath: path.RawPath, RawQuery: path.RawQuery}, userAgent: cfg.UserAgent,
+		plain: newClient(nil, func(p *http.Protocols) { p.SetHTTP1(true) }),
+		tls:   newClient(cfg.BackendCAs, func(p *http.Protocols) { p.SetHTTP1(true); p.SetHTTP2(true) }),
+		h2c:   newClient(nil, func(p *http.Protocols) { p.SetUnencryptedHTTP2(true) }),
+	}, nil
 }
 
 // Reconfigure puts cfg in force: Run starts its schedule anew with the new
@@ -219,8 +246,13 @@ func ParsePath(p string) (*url.URL, error) {
 // live, since a checker without a pool has nothing left to do.
 func (c *Checker) Run(ctx context.Context) error {
 	// Keep-alives are off, so there should be nothing idle to close; this
-	// makes sure of it for whatever the transport keeps.
-	defer c.transport.CloseIdleConnections()
+	// makes sure of it for whatever the transports keep.
+	defer func() {
+		s := c.cur.Load()
+		for _, cl := range []*http.Client{s.plain, s.tls, s.h2c} {
+			cl.CloseIdleConnections()
+		}
+	}()
 	list := c.pool.Backends
 	for {
 		again, err := c.schedule(ctx, c.cur.Load(), &list)
@@ -331,13 +363,19 @@ func (c *Checker) httpProbe(ctx context.Context, b *pool.Backend) (bool, string)
 	s := c.cur.Load()
 	target := b.URL().JoinPath(s.path.EscapedPath())
 	target.RawQuery = s.path.RawQuery
+	client := s.client(target.Scheme)
+	if target.Scheme == "h2c" {
+		// h2c is the pool's name for it; on the wire it is http, and the
+		// client's protocols make it HTTP/2 with prior knowledge.
+		target.Scheme = "http"
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.String(), nil)
 	if err != nil {
 		return false, "health check: " + err.Error()
 	}
 	req.Header.Set("User-Agent", s.userAgent)
 
-	resp, err := c.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return false, fmt.Sprintf("health check: timeout after %v", s.timeout)

@@ -164,10 +164,11 @@ func (b *Backend) CountTruncated() { b.truncated.Add(1) }
 
 // ParseURL checks that raw names a backend the proxy can send requests to and
 // returns it normalised, so that two spellings of one server compare equal:
-// the scheme and host are lower-cased, a default port (80 for http, 443 for
-// https) is dropped and so is a trailing slash. It accepts only absolute http
-// and https URLs with a host and no user info, query or fragment; a path is
-// kept and becomes a prefix of every proxied path.
+// the scheme and host are lower-cased, a default port (80 for http and h2c,
+// 443 for https) is dropped and so is a trailing slash. It accepts only
+// absolute http, https and h2c URLs (h2c: HTTP/2 without TLS, for gRPC
+// servers) with a host and no user info, query or fragment; a path is kept
+// and becomes a prefix of every proxied path.
 func ParseURL(raw string) (*url.URL, error) {
 	if strings.TrimSpace(raw) == "" {
 		return nil, fmt.Errorf("%w: empty", ErrInvalidURL)
@@ -186,8 +187,8 @@ func ParseURL(raw string) (*url.URL, error) {
 	}
 	scheme := strings.ToLower(u.Scheme)
 	switch {
-	case scheme != "http" && scheme != "https":
-		return bad("scheme must be http or https (write it as http://host:port)")
+	case scheme != "http" && scheme != "https" && scheme != "h2c":
+		return bad("scheme must be http, https or h2c (write it as http://host:port)")
 	case u.Opaque != "" || u.Host == "":
 		return bad("no host")
 	case u.User != nil:
@@ -206,7 +207,7 @@ func ParseURL(raw string) (*url.URL, error) {
 		if err != nil || n < 1 || n > 65535 {
 			return bad("port must be between 1 and 65535")
 		}
-		if (scheme == "http" && n == 80) || (scheme == "https" && n == 443) {
+		if (scheme == "http" && n == 80) || (scheme == "https" && n == 443) || (scheme == "h2c" && n == 80) {
 			port = ""
 		} else {
 			port = strconv.Itoa(n) // drops leading zeros

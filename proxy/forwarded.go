@@ -20,6 +20,16 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	}
 	// ReverseProxy has already removed the client's X-Forwarded-* headers. A
 	// trusted proxy in front of this one gets its values kept.
+	// An HTTP/1.1 upgrade to h2c is never passed on: a backend that took it
+	// would speak HTTP/2 on a connection the proxy still frames as
+	// HTTP/1.1, and the requests in it would be smuggled past the proxy
+	// (golang/go#80416, Traefik #9341). The request goes on as HTTP/1.1.
+	// (HTTP2-Settings, named in Connection, is gone with the hop-by-hop
+	// headers already.)
+	if strings.EqualFold(pr.Out.Header.Get("Upgrade"), "h2c") {
+		pr.Out.Header.Del("Upgrade")
+		pr.Out.Header.Del("Connection")
+	}
 	st := pr.Out.Context().Value(stateKey{}).(*requestState)
 	trusted := st.s.trusted(pr.In.RemoteAddr)
 	if trusted {

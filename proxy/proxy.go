@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -64,6 +66,9 @@ type Config struct {
 	// MaxResponseHeaderBytes caps a backend's response headers; more is a
 	// 502. Zero means 64 KiB.
 	MaxResponseHeaderBytes int64
+	// BackendCAs verify https backends' certificates. Nil means the system's
+	// roots.
+	BackendCAs *x509.CertPool
 	// HashKey is the part of a request that the pool's Hash strategy hashes.
 	// Zero means none: picks carry no key (set it when the strategy is
 	// Hash).
@@ -127,12 +132,38 @@ func New(p Pool, cfg Config) (*Proxy, error) {
 	return px, nil
 }
 
-// settings are the Config in force, with the transport built for it. A
+// settings are the Config in force, with the transports built for it. A
 // request reads them once, when it arrives, and keeps them to the end:
 // Reconfigure swaps them for requests that arrive after.
 type settings struct {
 	Config
-	transport *http.Transport
+	transports
+}
+
+// transports are one per kind of backend, so that a connection of one kind
+// is never reused for another (an h2c connection for an https backend, say:
+// golang/go#81656): plain HTTP/1.1, TLS (HTTP/2 when the backend offers it,
+// verified against the system's roots or BackendCAs), and h2c (HTTP/2
+// without TLS, as gRPC servers speak it).
+type transports struct {
+	plain, tls, h2c *http.Transport
+}
+
+// forScheme returns the transport for a backend URL's scheme.
+func (t transports) forScheme(scheme string) *http.Transport {
+	switch scheme {
+	case "https":
+		return t.tls
+	case "h2c":
+		return t.h2c
+	}
+	return t.plain
+}
+
+func (t transports) closeIdle() {
+	for _, tr := range []*http.Transport{t.plain, t.tls, t.h2c} {
+		tr.CloseIdleConnections()
+	}
 }
 
 // newSettings checks cfg and builds its transport, or reuses old's when
@@ -152,25 +183,47 @@ func newSettings(cfg Config, old *settings) (*settings, error) {
 	}
 	s := &settings{Config: cfg}
 	if old != nil && old.DialTimeout == cfg.DialTimeout && old.IdleConnTimeout == cfg.IdleConnTimeout &&
-		old.MaxIdleConnsPerHost == cfg.MaxIdleConnsPerHost && old.MaxResponseHeaderBytes == cfg.MaxResponseHeaderBytes {
-		s.transport = old.transport
+		old.MaxIdleConnsPerHost == cfg.MaxIdleConnsPerHost && old.MaxResponseHeaderBytes == cfg.MaxResponseHeaderBytes &&
+		old.BackendCAs.Equal(cfg.BackendCAs) {
+		s.transports = old.transports
 		return s, nil
 	}
-	s.transport = &http.Transport{
-		// Backends are reached directly, never through HTTP_PROXY.
-		Proxy:                  nil,
-		DialContext:            (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
-		TLSHandshakeTimeout:    cfg.DialTimeout,
-		MaxIdleConnsPerHost:    cfg.MaxIdleConnsPerHost,
-		IdleConnTimeout:        cfg.IdleConnTimeout,
-		MaxResponseHeaderBytes: cfg.MaxResponseHeaderBytes,
-		ExpectContinueTimeout:  time.Second,
-		// A proxy passes bodies through as they are. With compression on, the
-		// Transport would ask for gzip on the client's behalf and unpack it
-		// again, spending CPU to change nothing.
-		DisableCompression: true,
-	}
+	s.transports = newTransports(cfg)
 	return s, nil
+}
+
+// newTransports builds the transports for cfg.
+func newTransports(cfg Config) transports {
+	build := func(protocols func(*http.Protocols)) *http.Transport {
+		tr := &http.Transport{
+			// Backends are reached directly, never through HTTP_PROXY.
+			Proxy:                  nil,
+			DialContext:            (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+			TLSHandshakeTimeout:    cfg.DialTimeout,
+			MaxIdleConnsPerHost:    cfg.MaxIdleConnsPerHost,
+			IdleConnTimeout:        cfg.IdleConnTimeout,
+			MaxResponseHeaderBytes: cfg.MaxResponseHeaderBytes,
+			ExpectContinueTimeout:  time.Second,
+			// A proxy passes bodies through as they are. With compression on,
+			// the Transport would ask for gzip on the client's behalf and
+			// unpack it again, spending CPU to change nothing.
+			DisableCompression: true,
+			// An HTTP/2 connection whose backend vanished without a FIN is
+			// found out by a ping within seconds, rather than swallowing
+			// streams until the kernel gives up on it.
+			HTTP2: &http.HTTP2Config{SendPingTimeout: 10 * time.Second, PingTimeout: 5 * time.Second},
+		}
+		tr.Protocols = new(http.Protocols)
+		protocols(tr.Protocols)
+		return tr
+	}
+	t := transports{
+		plain: build(func(p *http.Protocols) { p.SetHTTP1(true) }),
+		tls:   build(func(p *http.Protocols) { p.SetHTTP1(true); p.SetHTTP2(true) }),
+		h2c:   build(func(p *http.Protocols) { p.SetUnencryptedHTTP2(true) }),
+	}
+	t.tls.TLSClientConfig = &tls.Config{RootCAs: cfg.BackendCAs, MinVersion: tls.VersionTLS12}
+	return t
 }
 
 // Reconfigure puts cfg in force for the requests that arrive from now on;
@@ -187,8 +240,8 @@ func (p *Proxy) Reconfigure(cfg Config) error {
 		return err
 	}
 	p.current.Store(s)
-	if s.transport != old.transport {
-		old.transport.CloseIdleConnections()
+	if s.transports != old.transports {
+		old.closeIdle()
 	}
 	return nil
 }
@@ -287,7 +340,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (p *Proxy) Wait() { p.handlers.wait() }
 
 // CloseIdleConnections closes the idle connections to backends.
-func (p *Proxy) CloseIdleConnections() { p.current.Load().transport.CloseIdleConnections() }
+func (p *Proxy) CloseIdleConnections() { p.current.Load().closeIdle() }
 
 // handleError is the one place where a failed request gets its status:
 // 503 when no backend is up, 504 when the request timed out, 502 for anything

@@ -175,8 +175,12 @@ func (t *retrier) attempt(req *http.Request, st *requestState, b *pool.Backend, 
 	pr := httputil.ProxyRequest{Out: req}
 	pr.SetURL(b.URL())
 	req.Host = host // SetURL clears it; the backend sees the client's Host.
+	tr := st.s.forScheme(req.URL.Scheme)
+	if req.URL.Scheme == "h2c" {
+		req.URL.Scheme = "http" // h2c is a kind of backend; on the wire it is http
+	}
 
-	res, err = st.s.transport.RoundTrip(req)
+	res, err = tr.RoundTrip(req)
 	if err != nil {
 		return nil, err
 	}

@@ -236,7 +236,7 @@ var badConfigs = []badConfig{
 	{"missing port", `{"strategy": "round-robin"}`,
 		[]string{`port: missing`}},
 	{"backend without scheme", `{"port": 8080, "backends": ["http://localhost:8083", "localhost:8082"]}`,
-		[]string{`backends[1]: invalid backend URL "localhost:8082": scheme must be http or https`}},
+		[]string{`backends[1]: invalid backend URL "localhost:8082": scheme must be http, https or h2c`}},
 
 	{"port zero", `{"port": 0}`, []string{`port: must be between 1 and 65535, got 0`}},
 	{"port too big", `{"port": 65536}`, []string{`port: must be between 1 and 65535, got 65536`}},

@@ -11,7 +11,7 @@ import (
 func isSelf(u *url.URL, port int) bool {
 	p := u.Port()
 	if p == "" {
-		p = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+		p = map[string]string{"http": "80", "https": "443", "h2c": "80"}[u.Scheme]
 	}
 	if p != strconv.Itoa(port) {
 		return false

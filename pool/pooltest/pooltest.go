@@ -14,6 +14,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 
@@ -276,4 +277,18 @@ func (r *Recorder) RequestsTagged(tag string) []string {
 		}
 	}
 	return out
+}
+
+// H2CBackend serves h in HTTP/2 with prior knowledge and nothing else, as a
+// gRPC server does, until the test ends. It returns the server (whose
+// Close the test's Cleanup calls) and its pool URL, h2c://host:port: a
+// client that tries HTTP/1.1 on it gets nowhere.
+func H2CBackend(t testing.TB, h http.Handler) (*httptest.Server, string) {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, "h2c://" + srv.Listener.Addr().String()
 }

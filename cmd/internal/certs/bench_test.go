@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/switchyard-proxy/switchyard/cmd/internal/certs"
-	"github.com/switchyard-proxy/switchyard/cmd/internal/certs/certstest"
+	"github.com/switchyard-proxy/switchyard/pool/pooltest/certstest"
 )
 
 // benchList writes n certificates: n0.test (also *.w.test), n1.test, ...,

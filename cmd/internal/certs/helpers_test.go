@@ -18,7 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/switchyard-proxy/switchyard/cmd/internal/certs"
-	"github.com/switchyard-proxy/switchyard/cmd/internal/certs/certstest"
+	"github.com/switchyard-proxy/switchyard/pool/pooltest/certstest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

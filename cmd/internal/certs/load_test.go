@@ -20,7 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchyard-proxy/switchyard/cmd/internal/certs"
-	"github.com/switchyard-proxy/switchyard/cmd/internal/certs/certstest"
+	"github.com/switchyard-proxy/switchyard/pool/pooltest/certstest"
 )
 
 func TestParseMinVersion(t *testing.T) {

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/switchyard-proxy/switchyard/cmd/internal/certs/certstest"
+	"github.com/switchyard-proxy/switchyard/pool/pooltest/certstest"
 )
 
 // BenchmarkLook is what Run pays at each look at unchanged files: every

@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchyard-proxy/switchyard/cmd/internal/certs"
-	"github.com/switchyard-proxy/switchyard/cmd/internal/certs/certstest"
+	"github.com/switchyard-proxy/switchyard/pool/pooltest/certstest"
 )
 
 // These tests run in real time, since they drive real handshakes: the

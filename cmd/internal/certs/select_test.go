@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchyard-proxy/switchyard/cmd/internal/certs"
-	"github.com/switchyard-proxy/switchyard/cmd/internal/certs/certstest"
+	"github.com/switchyard-proxy/switchyard/pool/pooltest/certstest"
 )
 
 // The list the selection tests serve, by index.

@@ -1,0 +1,61 @@
+package health_test
+
+import (
+	"context"
+	"crypto/tls"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchyard-proxy/switchyard/health"
+	"github.com/switchyard-proxy/switchyard/pool"
+	"github.com/switchyard-proxy/switchyard/pool/pooltest"
+	"github.com/switchyard-proxy/switchyard/pool/pooltest/certstest"
+)
+
+// A probe uses the kind of connection the traffic does: TLS verified
+// against BackendCAs for https backends, HTTP/2 with prior knowledge for
+// h2c ones. A backend that speaks only h2c would fail an HTTP/1.1 probe; a
+// backend whose certificate is not trusted fails.
+func TestProbeSpeaksTheBackendsProtocol(t *testing.T) {
+	protos := make(chan string, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		protos <- r.Proto
+	})
+	certFile, keyFile, roots := certstest.Write(t, t.TempDir(), "127.0.0.1")
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	require.NoError(t, err)
+	secure := httptest.NewUnstartedServer(h)
+	secure.TLS = &tls.Config{Certificates: []tls.Certificate{pair}}
+	secure.EnableHTTP2 = true
+	secure.StartTLS()
+	t.Cleanup(secure.Close)
+	_, h2c := pooltest.H2CBackend(t, h)
+
+	ctx := context.Background()
+	probe := func(c *health.Checker, p *pool.Pool, url string) (bool, string) {
+		t.Helper()
+		b, _, err := p.Add(ctx, pool.Spec{URL: url})
+		require.NoError(t, err)
+		ok, err := c.Probe(ctx, b)
+		require.NoError(t, err)
+		return ok, pooltest.StatusOf(t, p, url).Reason
+	}
+
+	p := pooltest.Start(t, pool.Config{})
+	trusting := newChecker(t, p, health.Config{BackendCAs: roots})
+	for _, url := range []string{secure.URL, h2c} {
+		ok, reason := probe(trusting, p, url)
+		assert.True(t, ok, "%s: %s", url, reason)
+		assert.Equal(t, "HTTP/2.0", <-protos, url)
+	}
+
+	// The system's roots do not know the test's CA.
+	p = pooltest.Start(t, pool.Config{})
+	ok, reason := probe(newChecker(t, p, health.Config{}), p, secure.URL)
+	assert.False(t, ok)
+	assert.Contains(t, reason, "certificate")
+}
