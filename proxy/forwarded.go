@@ -18,8 +18,6 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	if pr.In.Trailer != nil {
 		pr.Out.Trailer = pr.In.Trailer
 	}
-	// ReverseProxy has already removed the client's X-Forwarded-* headers. A
-	// trusted proxy in front of this one gets its values kept.
 	// An HTTP/1.1 upgrade to h2c is never passed on: a backend that took it
 	// would speak HTTP/2 on a connection the proxy still frames as
 	// HTTP/1.1, and the requests in it would be smuggled past the proxy
@@ -30,6 +28,8 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		pr.Out.Header.Del("Upgrade")
 		pr.Out.Header.Del("Connection")
 	}
+	// ReverseProxy has already removed the client's X-Forwarded-* headers. A
+	// trusted proxy in front of this one gets its values kept.
 	st := pr.Out.Context().Value(stateKey{}).(*requestState)
 	trusted := st.s.trusted(pr.In.RemoteAddr)
 	if trusted {

@@ -233,7 +233,8 @@ func TestExpectContinue(t *testing.T) {
 	res, err := http.ReadResponse(rd, nil)
 	require.NoError(t, err)
 	defer res.Body.Close()
-	assert.Equal(t, `got "hello"`, readAll(t, res))
+	assert.Equal(t, http.StatusOK, res.StatusCode)
+	assert.Equal(t, `got "hello"`, readAll(t, res), "headers: %v", res.Header)
 }
 
 func TestTrailers(t *testing.T) {

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"net/netip"
 	"time"
 
+	"github.com/switchyard-proxy/switchyard/cmd/internal/certs"
 	"github.com/switchyard-proxy/switchyard/cmd/internal/strictjson"
 	"github.com/switchyard-proxy/switchyard/pool"
 	"github.com/switchyard-proxy/switchyard/pool/discovery"
@@ -68,6 +70,22 @@ type Config struct {
 	MaxRequestsPerBackend int           // requests in flight per backend; 0: no limit
 	MaxQueue              int           // requests waiting for a backend slot
 	QueueTimeout          time.Duration // how long one may wait
+
+	// Protocols.
+	TLS           *TLSConfig     // nil: no TLS port
+	H2C           bool           // the plain port accepts HTTP/2 with prior knowledge too
+	BackendCAFile string         // where BackendCAs came from; empty: nowhere
+	BackendCAs    *x509.CertPool // verify https backends; nil: the system's roots
+}
+
+// TLSConfig is "tls", checked: the certificates are loaded, so that
+// applying a checked config cannot fail half-way.
+type TLSConfig struct {
+	Port         int
+	Certificates []certs.Entry
+	Set          *certs.Set // Certificates, loaded
+	MinVersion   uint16     // tls.VersionTLS12 or tls.VersionTLS13
+	RedirectHTTP bool       // the plain port answers 308 to https
 }
 
 // configFile is config.json as written. Durations and addresses stay text
@@ -127,6 +145,18 @@ type configFile struct {
 	MaxRequestsPerBackend int    `json:"max_requests_per_backend"`
 	MaxQueue              int    `json:"max_queue"`
 	QueueTimeout          string `json:"queue_timeout"`
+
+	TLS           json.RawMessage `json:"tls"` // see tlsFile
+	H2C           bool            `json:"h2c"`
+	BackendCAFile string          `json:"backend_ca_file"`
+}
+
+// tlsFile is "tls".
+type tlsFile struct {
+	Port         *int          `json:"port"` // a pointer, to tell a missing port from 0
+	Certificates []certs.Entry `json:"certificates"`
+	MinVersion   string        `json:"min_version"`
+	RedirectHTTP bool          `json:"redirect_http"`
 }
 
 // backendFile is a backend entry written as an object.

@@ -1,16 +1,19 @@
 package main
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
 
+	"github.com/switchyard-proxy/switchyard/cmd/internal/certs"
 	"github.com/switchyard-proxy/switchyard/cmd/internal/strictjson"
 	"github.com/switchyard-proxy/switchyard/health"
 	"github.com/switchyard-proxy/switchyard/pool"
@@ -33,6 +36,7 @@ func (f configFile) check(getenv func(string) string) (Config, error) {
 	f.checkProxy(&c, &ps)
 	f.checkLimits(&c, &ps)
 	f.checkOutput(&c, &ps)
+	f.checkProtocols(&c, &ps)
 	if err := errors.Join(ps...); err != nil {
 		return Config{}, err
 	}
@@ -368,4 +372,75 @@ func (f configFile) checkOutput(c *Config, ps *problems) {
 	} else {
 		c.AccessLog = f.AccessLog
 	}
+}
+
+// checkProtocols: the TLS port and its certificates, HTTP/2 without TLS,
+// and the roots that https backends are verified against. Certificate and
+// CA files are read here, so that a bad one is a config error at start-up,
+// -check and reload alike, and applying the config cannot fail.
+func (f configFile) checkProtocols(c *Config, ps *problems) {
+	c.H2C = f.H2C
+	if f.BackendCAFile != "" {
+		c.BackendCAFile = f.BackendCAFile
+		c.BackendCAs = loadCAFile("backend_ca_file", f.BackendCAFile, ps)
+	}
+	if f.TLS == nil || string(f.TLS) == "null" {
+		return
+	}
+	tf := tlsFile{MinVersion: "1.2"}
+	if !ps.object("tls", f.TLS, &tf) {
+		return
+	}
+	t := &TLSConfig{Certificates: tf.Certificates, RedirectHTTP: tf.RedirectHTTP}
+	switch {
+	case tf.Port == nil:
+		ps.add("tls.port", "missing; set the port HTTPS is served on, such as 443 or 8443")
+	case *tf.Port < 1 || *tf.Port > 65535:
+		ps.add("tls.port", "must be between 1 and 65535, got %d", *tf.Port)
+	case *tf.Port == c.Port:
+		ps.add("tls.port", "port %d is also the proxy's plain port", *tf.Port)
+	case addrPort(c.AdminAddr) == *tf.Port:
+		ps.add("tls.port", "port %d is also admin_addr's", *tf.Port)
+	default:
+		t.Port = *tf.Port
+	}
+	v, err := certs.ParseMinVersion(tf.MinVersion)
+	if err != nil {
+		ps.add("tls.min_version", "must be %q or %q, got %q", "1.2", "1.3", tf.MinVersion)
+	}
+	t.MinVersion = v
+	if len(tf.Certificates) == 0 {
+		ps.add("tls.certificates", "missing; list at least one {\"cert_file\": ..., \"key_file\": ...}")
+	} else if t.Set, err = certs.Load(tf.Certificates, time.Now()); err != nil {
+		bad := certs.EntryErrors(err)
+		for _, e := range bad {
+			ps.add(fmt.Sprintf("tls.certificates[%d]", e.Index), "%v", e.Err)
+		}
+		if len(bad) == 0 {
+			ps.add("tls.certificates", "%v", err)
+		}
+	}
+	c.TLS = t
+}
+
+// addrPort is the port of a checked host:port, or 0.
+func addrPort(addr string) int {
+	_, port, _ := net.SplitHostPort(addr)
+	n, _ := strconv.Atoi(port)
+	return n
+}
+
+// loadCAFile reads a PEM file of CA certificates into a pool.
+func loadCAFile(field, path string, ps *problems) *x509.CertPool {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		ps.add(field, "%v", err)
+		return nil
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(data) {
+		ps.add(field, "%q holds no PEM certificate", path)
+		return nil
+	}
+	return roots
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"log/slog"
 	"net/netip"
@@ -368,6 +369,15 @@ func assertRoundTrips(t *testing.T, cfg Config) {
 	require.NoError(t, err)
 	again, err := loadConfig(data, noEnv)
 	require.NoError(t, err, "%s", data)
+	// What was loaded from files is compared by what it holds.
+	assert.True(t, cfg.BackendCAs.Equal(again.BackendCAs), "backend CAs")
+	cfg.BackendCAs, again.BackendCAs = nil, nil
+	if cfg.TLS != nil && again.TLS != nil {
+		assert.Equal(t, cfg.TLS.Set.Certificates(), again.TLS.Set.Certificates())
+		want, got := *cfg.TLS, *again.TLS
+		want.Set, got.Set = nil, nil
+		cfg.TLS, again.TLS = &want, &got
+	}
 	assert.Equal(t, cfg, again, "%s", data)
 }
 
@@ -482,6 +492,11 @@ func (c Config) file() configFile {
 	}
 	for _, p := range c.TrustedProxies {
 		f.TrustedProxies = append(f.TrustedProxies, p.String())
+	}
+	f.H2C, f.BackendCAFile = c.H2C, c.BackendCAFile
+	if t := c.TLS; t != nil {
+		version := map[uint16]string{tls.VersionTLS12: "1.2", tls.VersionTLS13: "1.3"}[t.MinVersion]
+		f.TLS, _ = json.Marshal(tlsFile{Port: &t.Port, Certificates: t.Certificates, MinVersion: version, RedirectHTTP: t.RedirectHTTP})
 	}
 	return f
 }

@@ -182,6 +182,10 @@ func (c *control) tryReload(ctx context.Context) (admin.ReloadResult, error) {
 	res := admin.ReloadResult{Added: []string{}, Removed: []string{}, Changed: []string{},
 		RestartNeeded: []string{}, SettingsChanged: []string{}}
 	for _, f := range changedFields(c.fields, fields) {
+		if f == "tls" {
+			res.RestartNeeded, res.SettingsChanged = tlsChange(c.cfg.TLS, cfg.TLS, res.RestartNeeded, res.SettingsChanged)
+			continue
+		}
 		if slices.Contains(restartFields, f) {
 			res.RestartNeeded = append(res.RestartNeeded, f)
 		} else {
@@ -194,6 +198,8 @@ func (c *control) tryReload(ctx context.Context) (admin.ReloadResult, error) {
 	// What needs new sockets, or restarted parts, stays as it is.
 	cfg.Port, cfg.AdminAddr, cfg.Metrics = c.cfg.Port, c.cfg.AdminAddr, c.cfg.Metrics
 	cfg.Sources, cfg.DNSResolver, cfg.DNSRefresh = c.cfg.Sources, c.cfg.DNSResolver, c.cfg.DNSRefresh
+	cfg.H2C = c.cfg.H2C
+	cfg.TLS = keepTLSPort(c.cfg.TLS, cfg.TLS)
 
 	// Everything that can fail is done before anything changes.
 	out := c.accessOut
@@ -228,11 +234,10 @@ func (c *control) tryReload(ctx context.Context) (admin.ReloadResult, error) {
 	if err := c.prog.checker.Reconfigure(healthConfig(cfg, c.prog.log)); err != nil {
 		return res, fmt.Errorf("the health checker refused the new config: %w", err)
 	}
-	if g := c.prog.lns.guard; g != nil {
-		if err := g.SetConfig(guardConfig(cfg)); err != nil {
-			return res, fmt.Errorf("the connection guard refused the new config: %w", err)
-		}
+	if err := c.prog.lns.setGuards(cfg); err != nil {
+		return res, fmt.Errorf("the connection guard refused the new config: %w", err)
 	}
+	c.applyTLS(cfg)
 	if out != c.accessOut {
 		c.switchAccessLog(out)
 	}
@@ -244,6 +249,22 @@ func (c *control) tryReload(ctx context.Context) (admin.ReloadResult, error) {
 	res.Added, res.Removed, res.Changed = specURLs(diff.added), specURLs(diff.removed), specURLs(diff.changed)
 	res.Unchanged, res.Generation = diff.same, c.generation
 	return res, nil
+}
+
+// applyTLS puts a reload's certificates, loaded when the file was checked,
+// in force (the files are read again at every reload, changed or not, as
+// certbot's deploy hook expects of a SIGHUP), and its min_version and
+// redirect_http.
+func (c *control) applyTLS(cfg Config) {
+	c.prog.setRedirect(cfg)
+	if cfg.TLS == nil || c.prog.certs == nil {
+		return
+	}
+	c.prog.certs.Install(cfg.TLS.Set)
+	if cfg.TLS.MinVersion != c.cfg.TLS.MinVersion && c.prog.lns.tls != nil {
+		// A new tls.Config has new session ticket keys: only when it must.
+		c.prog.lns.tls.mux.SetConfig(c.prog.tlsConfig(cfg))
+	}
 }
 
 // probe checks the backends a reload added, at once, as POST /backends

@@ -53,18 +53,27 @@ func (t *task) stop() {
 	<-t.done
 }
 
-// A server is an http.Server serving one listener as a member of the
-// errgroup, until its shutdown stage calls Shutdown or Close.
+// A server is an http.Server serving its listeners, each as a member of
+// the errgroup, until its shutdown stage calls Shutdown or Close.
 type server struct {
 	name  string
 	doc   string
 	stage string // the name of the shutdown stage that stops it
 	srv   *http.Server
-	ln    net.Listener
+	lns   []net.Listener
+	// feed, when set, is a member of the errgroup beside the Serve calls
+	// that hands them their connections: the TLS port's handshakes. It
+	// must return once Shutdown or Close has closed the listeners.
+	feed func() error
 }
 
 func (s server) start(g *errgroup.Group) {
-	g.Go(func() error { return serveUntilShutdown(s.name, s.srv, s.ln) }) // g.Wait waits for it; its stage ends it
+	for _, ln := range s.lns {
+		g.Go(func() error { return serveUntilShutdown(s.name, s.srv, ln) }) // g.Wait waits for it; its stage ends it
+	}
+	if s.feed != nil {
+		g.Go(s.feed) // g.Wait waits for it; it ends when its stage closes the listeners
+	}
 }
 
 // A stage is one step of the shutdown. Stages run one after another, in
@@ -121,7 +130,7 @@ func (p *program) stages() []stage {
 		},
 	}, {
 		name:  "servers",
-		how:   "the proxy and admin servers stop accepting and close their idle connections (`http.Server.Shutdown`)",
+		how:   "the proxy, TLS and admin servers stop accepting and close their idle connections (`http.Server.Shutdown`); handshakes under way on the TLS port are cut off",
 		waits: "the requests in flight, for up to `shutdown_timeout`",
 		run: func() {
 			deadline, cancel = context.WithTimeout(context.Background(), p.cfg.ShutdownTimeout)
@@ -150,6 +159,12 @@ func (p *program) stages() []stage {
 		how:   "its context is cancelled: no reload or admin change is under way, since the servers are closed",
 		waits: "the loop",
 		run:   p.controlTask.stop,
+	}, {
+		name:  "certificates",
+		when:  "`tls`",
+		how:   "its context is cancelled: no handshake is under way, since the TLS server is closed",
+		waits: "the loop",
+		run:   p.certsTask.stop,
 	}, {
 		name:  "discovery",
 		how:   "its context is cancelled, which ends its lookups",
@@ -212,7 +227,11 @@ func (p *program) endHandlers(deadline context.Context) {
 }
 
 func (p *program) frontServers() []*http.Server {
-	return []*http.Server{p.proxyServer.srv, p.adminServer.srv}
+	srvs := []*http.Server{p.proxyServer.srv, p.adminServer.srv}
+	if p.tlsServer.srv != nil {
+		srvs = append(srvs, p.tlsServer.srv)
+	}
+	return srvs
 }
 
 func (p *program) closeFrontServers() {

@@ -18,14 +18,20 @@ import (
 var updateDocs = flag.Bool("update", false, "rewrite the README's lifecycle tables from the code")
 
 // fullProgram builds a program with every optional part on (the access log,
-// -demo), so that the lists hold every task, server and stage there is.
+// tls, -demo), so that the lists hold every task, server and stage there is.
 func fullProgram(t *testing.T) *program {
 	t.Helper()
-	cfg, err := loadConfig([]byte(`{"port": 8080, "backends": ["http://localhost:8082"], "access_log": "stdout"}`), noEnv)
+	f := writeTLSFiles(t)
+	cfg, err := loadConfig(fmt.Appendf(nil, `{"port": 8080, "backends": ["http://localhost:8082"], "access_log": "stdout",
+		"tls": {"port": 8443, "certificates": [{"cert_file": %q, "key_file": %q}]}}`, f.cert, f.key), noEnv)
 	require.NoError(t, err)
 	p, err := build(cfg, slog.New(slog.DiscardHandler), io.Discard, accessLogFile{w: io.Discard}, source{backends: cfg.Backends, env: noEnv})
 	require.NoError(t, err)
-	p.attach(listeners{demoAddrs: []string{"localhost:8082"}, demo: []net.Listener{nil}})
+	cfg.TLS.Port = 0 // any free port: the TLS server needs its listeners, though nothing is served
+	tlsLns, err := listenTLS(cfg, p.tlsConfig(cfg))
+	require.NoError(t, err)
+	t.Cleanup(func() { tlsLns.mux.Close() })
+	p.attach(listeners{tls: tlsLns, demoAddrs: []string{"localhost:8082"}, demo: []net.Listener{nil}})
 	return p
 }
 
@@ -39,7 +45,7 @@ func TestShutdownOrder(t *testing.T) {
 	for _, s := range fullProgram(t).stages() {
 		names = append(names, s.name)
 	}
-	assert.Equal(t, []string{"announce", "servers", "handlers", "config control", "discovery", "access log", "health loop",
+	assert.Equal(t, []string{"announce", "servers", "handlers", "config control", "certificates", "discovery", "access log", "health loop",
 		"demo backends", "pool owner", "backend connections"}, names)
 }
 

@@ -56,6 +56,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "config.json", "the config file")
 	demo := fs.Bool("demo", false, "also run a test backend on each configured backend's address (loopback only)")
+	demoTLS := fs.Bool("tls", false, "with -demo and no tls in the config: also serve HTTPS and HTTP/2 on -tls-port, with a self-signed certificate made at start")
+	demoTLSPort := fs.Int("tls-port", 8443, "the port of -demo -tls")
 	check := fs.Bool("check", false, "check the config file (and the state file, if it names one) and exit: 0 if good, 2 if not; binds no port")
 	probe := fs.String("probe", "", "GET this URL (such as http://127.0.0.1:8081/healthz) and exit 0 if it answers 2xx, 1 if not: an exec health probe for images without a shell")
 	version := fs.Bool("version", false, "print the version and exit")
@@ -65,6 +67,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
+		return exitUsage
+	}
+	if *demoTLS && !*demo {
+		fmt.Fprintln(stderr, "proxy: -tls is for -demo; for TLS in earnest, set tls in the config file")
 		return exitUsage
 	}
 	if fs.NArg() > 0 {
@@ -126,6 +132,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 	}
+	if *demoTLS && cfg.TLS == nil {
+		dir, err := os.MkdirTemp("", "switchyard-demo-tls-")
+		if err == nil {
+			defer os.RemoveAll(dir)
+			cfg.TLS, err = demoTLSConfig(dir, *demoTLSPort)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "proxy: -tls: %v\n", err)
+			return exitFail
+		}
+	}
 
 	// The proxy's live heap is small and nearly all its garbage lives for one
 	// request: collecting at five times the live heap rather than twice
@@ -169,7 +186,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitFail
 		}
 	}
-	lns, err := listen(cfg, demoAddrs)
+	lns, err := listen(cfg, demoAddrs, prog.tlsConfig(cfg))
 	if err != nil {
 		fmt.Fprintf(stderr, "proxy: cannot start: %v\n", err)
 		return exitFail

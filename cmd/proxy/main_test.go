@@ -517,16 +517,23 @@ func TestVersionAndProbe(t *testing.T) {
 // stop; it counts what was not a 200.
 type steadyLoad struct {
 	stopCh             chan struct{}
+	stopOnce           sync.Once
 	wg                 sync.WaitGroup
 	requests, failures atomic.Int64
 	errs               pooltest.SyncBuffer
 }
 
 func startSteadyLoad(url string, n int) *steadyLoad {
+	return startSteadyLoadWith(url, n, func() *http.Transport { return &http.Transport{} })
+}
+
+// startSteadyLoadWith is startSteadyLoad with each client's transport made
+// by newTransport.
+func startSteadyLoadWith(url string, n int, newTransport func() *http.Transport) *steadyLoad {
 	l := &steadyLoad{stopCh: make(chan struct{})}
 	for range n {
 		l.wg.Go(func() { // waited for by stop
-			tr := &http.Transport{}
+			tr := newTransport()
 			defer tr.CloseIdleConnections()
 			c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 			for {
@@ -556,6 +563,6 @@ func startSteadyLoad(url string, n int) *steadyLoad {
 
 // stop ends the load and waits for its clients.
 func (l *steadyLoad) stop() {
-	close(l.stopCh)
+	l.stopOnce.Do(func() { close(l.stopCh) })
 	l.wg.Wait()
 }

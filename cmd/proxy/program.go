@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -18,6 +21,7 @@ import (
 
 	"github.com/switchyard-proxy/switchyard/actor"
 	"github.com/switchyard-proxy/switchyard/admin"
+	"github.com/switchyard-proxy/switchyard/cmd/internal/certs"
 	"github.com/switchyard-proxy/switchyard/cmd/internal/testbackend"
 	"github.com/switchyard-proxy/switchyard/health"
 	"github.com/switchyard-proxy/switchyard/pool"
@@ -39,6 +43,10 @@ type program struct {
 	control   *control
 	discovery *discovery.Watcher
 	admin     *admin.Handler
+	certs     *certs.Store // with tls; nil without
+	// redirectPort is the TLS port the plain port redirects every request
+	// to (tls.redirect_http), or 0 while it proxies; reloads change it.
+	redirectPort atomic.Int32
 
 	// The long-lived tasks, in the order they start. A task the config
 	// leaves out is nil in its field and absent from tasks.
@@ -48,8 +56,10 @@ type program struct {
 	accessLogTask *task
 	controlTask   *task
 	discoveryTask *task
+	certsTask     *task
 
 	proxyServer, adminServer server
+	tlsServer                server // srv is nil without tls
 	demoServers              []server
 	servers                  []server // all of the above, in the order they start
 
@@ -109,6 +119,12 @@ func build(cfg Config, log *slog.Logger, stdout io.Writer, access accessLogFile,
 		Resolver: cfg.DNSResolver, Refresh: cfg.DNSRefresh, Logger: log.With("component", "discovery")}); err != nil {
 		return nil, err
 	}
+	if cfg.TLS != nil {
+		if p.certs, err = certs.NewStore(cfg.TLS.Set, certs.Config{Logger: log.With("component", "tls")}); err != nil {
+			return nil, err
+		}
+	}
+	p.setRedirect(cfg)
 	p.control = newControl(p, src)
 	p.control.accessOut = access
 	adm, err := admin.New(p.control, admin.Config{
@@ -142,6 +158,7 @@ func (p *program) proxyConfig(cfg Config) proxy.Config {
 		MaxIdleConnsPerHost: cfg.MaxIdleConnsPerBackend,
 		HashKey:             cfg.HashKey,
 		StickyCookie:        cfg.StickyCookie,
+		BackendCAs:          cfg.BackendCAs,
 		DisableMetrics:      !cfg.Metrics,
 		Logger:              p.log.With("component", "proxy"),
 	}
@@ -158,6 +175,7 @@ func healthConfig(cfg Config, log *slog.Logger) health.Config {
 		DownInterval: cfg.HealthCheckDownFrequency,
 		Timeout:      cfg.HealthCheckTimeout,
 		Path:         cfg.HealthCheckPath,
+		BackendCAs:   cfg.BackendCAs,
 		Logger:       log.With("component", "health"),
 	}
 }
@@ -176,6 +194,29 @@ func (p *program) buildTasks() {
 	p.discoveryTask = &task{name: "discovery", run: p.discovery.Run, stage: "discovery",
 		doc: "looks up each DNS source every `dns_refresh`, one goroutine per source that it waits for, and hands each change to the pool as one message"}
 	p.tasks = []*task{p.poolTask, p.healthTask, p.accessLogTask, p.controlTask, p.discoveryTask}
+	if p.certs != nil {
+		p.certsTask = &task{name: "certificates", run: p.certs.Run, stage: "certificates",
+			doc: "with `tls`, reads the certificate files every 10 s and puts renewed ones in force (a bad renewal keeps the old ones serving)"}
+		p.tasks = append(p.tasks, p.certsTask)
+	}
+}
+
+// tlsConfig is what the TLS port shakes hands with: the certificates in
+// force and tls.min_version. Nil without tls.
+func (p *program) tlsConfig(cfg Config) *tls.Config {
+	if p.certs == nil || cfg.TLS == nil {
+		return nil
+	}
+	return p.certs.TLSConfig(cfg.TLS.MinVersion)
+}
+
+// setRedirect puts tls.redirect_http in force for the plain port.
+func (p *program) setRedirect(cfg Config) {
+	port := 0
+	if cfg.TLS != nil && cfg.TLS.RedirectHTTP {
+		port = cfg.TLS.Port
+	}
+	p.redirectPort.Store(int32(port))
 }
 
 // attach makes the servers, each on its bound listener in lns.
@@ -186,10 +227,12 @@ func (p *program) attach(lns listeners) {
 	// A client's malformed request is its problem, not an event worth
 	// logging above Debug.
 	serverLog := slog.NewLogLogger(p.log.Handler(), slog.LevelDebug)
-	p.proxyServer = server{name: "proxy server", ln: p.lns.proxy, stage: "servers",
-		doc: "serves `port`; `net/http` runs a goroutine per connection and `ReverseProxy` one per upgraded connection, each ending with its connection",
-		srv: &http.Server{
-			Handler:           p.proxy,
+	// The proxy's servers, on port and tls.port, differ only in their
+	// listeners, their protocols and what the plain one does with
+	// redirect_http.
+	proxyServer := func(handler http.Handler, protocols func(*http.Protocols)) *http.Server {
+		srv := &http.Server{
+			Handler:           handler,
 			ReadHeaderTimeout: p.cfg.ReadHeaderTimeout,
 			IdleTimeout:       p.cfg.IdleTimeout,
 			MaxHeaderBytes:    p.cfg.MaxHeaderBytes,
@@ -200,9 +243,34 @@ func (p *program) attach(lns listeners) {
 			// downloads and streams. request_timeout bounds the wait for a
 			// backend; send_timeout and client_body_timeout, kept by the
 			// connection guard, bound a client that stops reading or sending.
-		}}
-	framing.ConfigureServer(p.proxyServer.srv)
-	p.adminServer = server{name: "admin server", ln: p.lns.admin, stage: "servers",
+			// The guard leaves HTTP/2 to net/http, whose write timeout is
+			// per frame written, as send_timeout is per write.
+			HTTP2:     &http.HTTP2Config{WriteByteTimeout: p.cfg.SendTimeout},
+			Protocols: new(http.Protocols),
+		}
+		protocols(srv.Protocols)
+		framing.ConfigureServer(srv)
+		return srv
+	}
+	p.proxyServer = server{name: "proxy server", lns: []net.Listener{p.lns.proxy}, stage: "servers",
+		doc: "serves `port`; `net/http` runs a goroutine per connection and `ReverseProxy` one per upgraded connection, each ending with its connection",
+		srv: proxyServer(p.plainHandler(), func(pr *http.Protocols) {
+			pr.SetHTTP1(true)
+			pr.SetUnencryptedHTTP2(p.cfg.H2C)
+		})}
+	p.servers = []server{p.proxyServer}
+	if t := p.lns.tls; t != nil {
+		p.tlsServer = server{name: "TLS server", lns: []net.Listener{t.h1, t.mux.HTTP2()}, stage: "servers",
+			doc: "serves `tls.port`: one `Serve` for the connections that chose HTTP/1.1 and one for HTTP/2, and beside them the accept loop, " +
+				"which shakes hands on each connection on a goroutine of its own (ending with the handshake, within `read_header_timeout`) before handing it over",
+			srv: proxyServer(p.proxy, func(pr *http.Protocols) {
+				pr.SetHTTP1(true)
+				pr.SetHTTP2(true)
+			}),
+			feed: t.mux.Run}
+		p.servers = append(p.servers, p.tlsServer)
+	}
+	p.adminServer = server{name: "admin server", lns: []net.Listener{p.lns.admin}, stage: "servers",
 		doc: "serves the admin API on `admin_addr`",
 		srv: &http.Server{
 			Handler:           adm,
@@ -214,9 +282,9 @@ func (p *program) attach(lns listeners) {
 			BaseContext:       base,
 			ErrorLog:          serverLog,
 		}}
-	p.servers = []server{p.proxyServer, p.adminServer}
+	p.servers = append(p.servers, p.adminServer)
 	for i, addr := range p.lns.demoAddrs {
-		s := server{name: "demo backend", ln: p.lns.demo[i], stage: "demo backends",
+		s := server{name: "demo backend", lns: []net.Listener{p.lns.demo[i]}, stage: "demo backends",
 			doc: "with `-demo`, a test backend on each configured backend's address",
 			srv: testbackend.Server(addr, p.log.With("component", "demo-backend"))}
 		p.demoServers = append(p.demoServers, s)
@@ -264,7 +332,7 @@ func (p *program) metricsHandler() http.Handler {
 		return nil
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(p.proxy, admin.NewPoolCollector(p.pool), p.control, guardCollector{p}, sourceCollector{p},
+	reg.MustRegister(p.proxy, admin.NewPoolCollector(p.pool), p.control, guardCollector{p}, sourceCollector{p}, tlsCollector{p},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
@@ -349,14 +417,63 @@ func (g guardCollector) Collect(ch chan<- prometheus.Metric) {
 		return // not listening yet
 	}
 	st := g.p.lns.guard.Stats()
+	waits := st.LimitWaits
+	if t := g.p.lns.tls; t != nil {
+		waits += t.guard.Stats().LimitWaits
+	}
 	ch <- prometheus.MustNewConstMetric(connLimitDesc, prometheus.GaugeValue, float64(st.Limit))
-	ch <- prometheus.MustNewConstMetric(connWaitsDesc, prometheus.CounterValue, float64(st.LimitWaits))
+	ch <- prometheus.MustNewConstMetric(connWaitsDesc, prometheus.CounterValue, float64(waits))
+}
+
+// tlsCollector exports the TLS port's handshakes and certificates.
+type tlsCollector struct{ p *program }
+
+var (
+	tlsHandshakesDesc = prometheus.NewDesc("switchyard_tls_handshakes_total",
+		"TLS handshakes on tls.port, by result (failed: the client gave up, timed out, or agreed on nothing with us).", []string{"result"}, nil)
+	certReloadsDesc = prometheus.NewDesc("switchyard_tls_certificate_reloads_total",
+		"Times new certificates were put in force after start-up: by a reload, or because their files changed.", nil, nil)
+	certFailuresDesc = prometheus.NewDesc("switchyard_tls_certificate_reload_failures_total",
+		"Times changed certificate files could not be loaded; the certificates in force went on serving.", nil, nil)
+	certExpiryDesc = prometheus.NewDesc("switchyard_tls_certificate_expiry_timestamp_seconds",
+		"When a certificate in force expires (Unix time), by its place in tls.certificates and its serial number.", []string{"index", "serial"}, nil)
+)
+
+func (tlsCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- tlsHandshakesDesc
+	ch <- certReloadsDesc
+	ch <- certFailuresDesc
+	ch <- certExpiryDesc
+}
+
+func (c tlsCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.p.certs == nil {
+		return
+	}
+	st := c.p.certs.Stats()
+	ch <- prometheus.MustNewConstMetric(certReloadsDesc, prometheus.CounterValue, float64(st.Reloads))
+	ch <- prometheus.MustNewConstMetric(certFailuresDesc, prometheus.CounterValue, float64(st.Failures))
+	for _, info := range c.p.certs.Current().Certificates() {
+		ch <- prometheus.MustNewConstMetric(certExpiryDesc, prometheus.GaugeValue, float64(info.NotAfter.Unix()),
+			strconv.Itoa(info.Index), info.Serial)
+	}
+	if t := c.p.lns.tls; t != nil {
+		hs := t.mux.Stats()
+		ch <- prometheus.MustNewConstMetric(tlsHandshakesDesc, prometheus.CounterValue, float64(hs.Handshakes), "ok")
+		ch <- prometheus.MustNewConstMetric(tlsHandshakesDesc, prometheus.CounterValue, float64(hs.Failures), "failed")
+	}
 }
 
 // logStarted writes the startup line, and -demo's instructions.
 func (p *program) logStarted() {
+	tlsAddr := "off"
+	if t := p.lns.tls; t != nil {
+		tlsAddr = t.mux.HTTP2().Addr().String()
+	}
 	p.log.Info("switchyard started",
 		"proxy", p.lns.proxy.Addr().String(),
+		"tls", tlsAddr,
+		"h2c", p.cfg.H2C,
 		"admin", p.lns.admin.Addr().String(),
 		"strategy", string(p.cfg.Strategy),
 		"backends", backendURLs(p.cfg.Backends),

@@ -96,7 +96,40 @@ func specURLs(specs []pool.Spec) []string {
 // sockets, a new registry of metrics, or are read by net/http's server as
 // it runs (a change could not be made without a data race).
 var restartFields = []string{"port", "admin_addr", "metrics", "max_header_bytes", "read_header_timeout", "idle_timeout",
-	"dns_resolver", "dns_refresh"}
+	"dns_resolver", "dns_refresh", "h2c"}
+
+// tlsChange sorts a change of "tls" into the lists of a reload's result:
+// turning TLS on or off, or moving it to another port, needs a restart
+// (a socket to bind or close); certificates, min_version and
+// redirect_http change live.
+func tlsChange(old, new *TLSConfig, restart, changed []string) ([]string, []string) {
+	switch {
+	case (old == nil) != (new == nil):
+		return append(restart, "tls"), changed
+	case old.Port != new.Port:
+		restart = append(restart, "tls.port")
+		if !slices.Equal(old.Certificates, new.Certificates) || old.MinVersion != new.MinVersion || old.RedirectHTTP != new.RedirectHTTP {
+			changed = append(changed, "tls")
+		}
+		return restart, changed
+	}
+	return restart, append(changed, "tls")
+}
+
+// keepTLSPort is what a reload puts in force of "tls": new, on the port
+// the TLS socket is bound to; or, when the reload turns TLS on or off,
+// what was in force (the old certificates keep serving until a restart).
+func keepTLSPort(old, new *TLSConfig) *TLSConfig {
+	if (old == nil) != (new == nil) {
+		return old
+	}
+	if new != nil && new.Port != old.Port {
+		kept := *new
+		kept.Port = old.Port
+		return &kept
+	}
+	return new
+}
 
 // sourcesField is what restart_needed names when a reload changes the
 // discovery sources among the backends: the lookups started at start-up.

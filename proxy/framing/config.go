@@ -52,6 +52,13 @@ type Config struct {
 	// backlog (they are neither accepted nor dropped) until one closes.
 	// 0 means unlimited.
 	MaxConns int
+	// Opaque says that the inner listener's bytes are not plaintext
+	// HTTP/1 but TLS records, as on a TLS port's socket before the
+	// handshake: its connections only count against MaxConns, with no
+	// framing and no timeouts of this package (a second Listener over the
+	// handshaken connections does those; see Listener). It is read as each
+	// connection is accepted.
+	Opaque bool
 	// TLSHandshakeTimeout bounds the TLS handshake when the inner listener
 	// yields *tls.Conn: net/http does not recognise the wrapped conn as
 	// TLS, so the handshake runs when it asks for the connection state
@@ -70,6 +77,7 @@ type settings struct {
 	bodyTimeout      time.Duration
 	maxConns         int
 	handshakeTimeout time.Duration
+	opaque           bool
 }
 
 // settings validates c, reporting every problem at once, each naming its
@@ -110,6 +118,7 @@ func (c Config) settings() (*settings, error) {
 		bodyTimeout:      c.BodyTimeout,
 		maxConns:         c.MaxConns,
 		handshakeTimeout: c.TLSHandshakeTimeout,
+		opaque:           c.Opaque,
 	}
 	if s.handshakeTimeout == 0 {
 		s.handshakeTimeout = defaultTLSHandshakeTimeout

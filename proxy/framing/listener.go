@@ -17,7 +17,11 @@ import (
 // Listener's ConnectionState completes the handshake first, bounded by
 // TLSHandshakeTimeout. net/http does not recognise the wrapped connection
 // as a *tls.Conn: it cannot negotiate HTTP/2 by ALPN, so the TLS config of
-// the inner listener should not offer "h2".
+// the inner listener should not offer "h2". To serve HTTP/2 over TLS as
+// well, put a Listener with Opaque set over the socket (it only counts
+// connections against MaxConns), shake hands on its connections, give
+// those that chose "h2" to the server as they are and wrap the others in a
+// second Listener, over a listener that yields them.
 //
 // A Listener is safe for concurrent use.
 type Listener struct {
@@ -80,6 +84,10 @@ func (l *Listener) Accept() (net.Conn, error) {
 	fc := &conn{Conn: c, l: l}
 	fc.f.led = &fc.led
 	fc.f.h2 = func() { fc.raw.Store(true) }
+	if l.cfg.Load().opaque {
+		fc.raw.Store(true)
+		return fc, nil
+	}
 	if st, ok := c.(connectionStater); ok {
 		return &tlsConn{conn: fc, state: st}, nil
 	}

@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -206,4 +207,44 @@ func TestConnPassesBytesUnchanged(t *testing.T) {
 		_ = c.Close()
 		_ = client.Close()
 	}
+}
+
+// An Opaque Listener under a TLS listener only counts connections: the
+// server gets *tls.Conn as tls.NewListener makes them, so HTTP/2 is
+// negotiated by ALPN, and MaxConns still holds.
+func TestOpaqueListenerUnderTLS(t *testing.T) {
+	cert := selfSigned(t)
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ln, err := NewListener(tcp, Config{Opaque: true, MaxConns: 1})
+	require.NoError(t, err)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.Proto)
+	}), ErrorLog: discardLog}
+	served := make(chan error, 1)
+	go func() { // waited for below
+		served <- srv.Serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}))
+	}()
+	defer func() {
+		_ = srv.Close()
+		<-served
+	}()
+
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("https://" + tcp.Addr().String() + "/")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	assert.Equal(t, "HTTP/2.0", string(body))
+	st := ln.Stats()
+	assert.Equal(t, [2]int64{1, 1}, [2]int64{st.Open, int64(st.Limit)}, "open, limit")
+
+	// The one slot is taken by the client's connection: a second client
+	// waits in the backlog, unanswered.
+	second := dialClient(t, tcp.Addr().String())
+	_ = second.c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	_, err = second.c.Read(make([]byte, 1))
+	assert.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	assert.EqualValues(t, 1, ln.Stats().LimitWaits, "the server's next Accept waits for the slot")
 }
