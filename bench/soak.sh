@@ -9,7 +9,8 @@
 #
 # -d  how long the load runs, a Go duration (default 10m; -d 2m for a quick
 #     look; at least 1m)
-# -o  copy the logs (proxy, access log, backends, the soak's output) there
+# -o  copy the logs (proxy, access log, backends, the soak's output, every
+#     sample as CSV) there
 #
 # What runs (bench/soak is the load, the backends and the churn, in Go):
 #   - the proxy, built from cmd/proxy, on 127.0.0.1:19100 with its admin API on
@@ -74,7 +75,7 @@ while getopts "d:o:h" opt; do
   case $opt in
     d) duration=$OPTARG ;;
     o) out=$OPTARG ;;
-    *) sed -n '2,75p' "$0"; exit 2 ;;
+    *) sed -n '2,/^set -e/{/^set -e/!p}' "$0"; exit 2 ;;
   esac
 done
 
@@ -85,7 +86,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  if [ -n "$out" ]; then mkdir -p "$out" && cp "$work"/*.log "$work"/*.txt "$out"/ 2>/dev/null || true; fi
+  if [ -n "$out" ]; then mkdir -p "$out" && cp "$work"/*.log "$work"/*.txt "$work"/*.csv "$out"/ 2>/dev/null || true; fi
   if [ -n "$keep" ]; then echo "soak.sh: logs kept in $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
@@ -130,7 +131,7 @@ JSON
 pool_addrs=$(printf '127.0.0.1:%s,' "${pool[@]}")
 "${pin1[@]}" "$work/soak" -proxy "127.0.0.1:$proxy_port" -admin "127.0.0.1:$admin_port" \
   -config "$work/config.json" -pool "${pool_addrs%,}" -spare "127.0.0.1:$spare" \
-  -d "$duration" -settle 30s -logs "$work" > >(tee "$work/soak.txt") &
+  -d "$duration" -settle 30s -logs "$work" -samples "$work/samples.csv" > >(tee "$work/soak.txt") &
 soak_pid=$!
 pids+=("$soak_pid")
 for _ in $(seq 100); do

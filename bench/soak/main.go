@@ -52,6 +52,7 @@ func main() {
 	flag.DurationVar(&o.settle, "settle", 30*time.Second,
 		"after the load, how long the proxy gets to close its idle connections (more than its backend_idle_timeout)")
 	flag.StringVar(&o.logDir, "logs", "", "directory for the backends' output (default: stderr)")
+	flag.StringVar(&o.samplesFile, "samples", "", "write every sample there, as CSV")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -73,6 +74,7 @@ func main() {
 
 type options struct {
 	proxy, admin, config, spare, logDir string
+	samplesFile                         string
 	pool                                []string
 	d, settle                           time.Duration
 }
@@ -190,6 +192,11 @@ sampling:
 		problems = append(problems, fmt.Sprintf("the soak stopped: %v", err))
 	}
 	ld.closeIdle()
+	if o.samplesFile != "" {
+		if err := writeSamples(o.samplesFile, base, samples); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
 	rep, _ := rec.report()
 	printTotals(out, rep)
 	if interrupted {
@@ -215,6 +222,20 @@ sampling:
 	}
 	fmt.Fprintln(out, "\nsoak: PASS")
 	return 0
+}
+
+// writeSamples writes the idle sample before the load (at 0) and every
+// sample of the run as CSV.
+func writeSamples(path string, base sample, samples []sample) error {
+	var b strings.Builder
+	b.WriteString("seconds,goroutines,heap_inuse_bytes,rss_bytes,open_fds\n")
+	for _, s := range append([]sample{base}, samples...) {
+		fmt.Fprintf(&b, "%.0f,%.0f,%.0f,%.0f,%.0f\n", s.at.Seconds(), s.goroutines, s.heapInuse, s.rss, s.fds)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("soak: %w", err)
+	}
+	return nil
 }
 
 // label names a time of the run for the table: 1m, 2m, ... or 2m30s.
