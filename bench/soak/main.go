@@ -103,11 +103,10 @@ func soak(ctx context.Context, o options) int {
 	if err != nil {
 		return harness(err)
 	}
-	base, _, err := scrape(ctx, adminC, admin+"/metrics")
+	base, _, err := idleFloor(ctx, adminC, admin, 5)
 	if err != nil {
 		return harness(err)
 	}
-	base.at = 0
 
 	warm, window := windows(o.d)
 	fmt.Fprintf(out, "soak: %v of load on %s, samples of its /metrics every %v; warm-up %v, then %v–%v against the last %v\n\n",
@@ -205,7 +204,7 @@ sampling:
 	}
 
 	// Idle again: how far the proxy comes back towards where it started.
-	after, codes := settle(adminC, admin, base, o.settle)
+	after, codes := settle(ctx, adminC, admin, base, o.settle)
 	printCodes(out, codes)
 	fmt.Fprintln(out)
 	problems = append(problems, verdict(out, samples, base, after, o.d)...)
@@ -236,6 +235,19 @@ func writeSamples(path string, base sample, samples []sample) error {
 		return fmt.Errorf("soak: %w", err)
 	}
 	return nil
+}
+
+// pause waits for d, or until ctx is done; it says whether it waited the
+// whole time.
+func pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // label names a time of the run for the table: 1m, 2m, ... or 2m30s.
@@ -297,26 +309,54 @@ func waitReady(ctx context.Context, c *http.Client, admin string, n int) (int, e
 	return 0, fmt.Errorf("soak: the proxy is not ready after 20s: %s", last)
 }
 
-// settle waits, up to d, for the idle proxy's goroutines and fds to come
-// back within their idle tolerance of base, and returns the last reading
-// and the proxy's count of requests by status.
-func settle(c *http.Client, admin string, base sample, d time.Duration) (sample, map[string]float64) {
+// idleFloor reads /metrics n times a second apart and returns the least
+// reading of each resource: the idle proxy without the health checks'
+// connections that come and go.
+func idleFloor(ctx context.Context, c *http.Client, admin string, n int) (sample, map[string]float64, error) {
+	var floor sample
+	var codes map[string]float64
+	for i := range n {
+		if i > 0 && !pause(ctx, time.Second) {
+			return sample{}, nil, ctx.Err()
+		}
+		s, cs, err := scrape(ctx, c, admin+"/metrics")
+		if err != nil {
+			return sample{}, nil, err
+		}
+		codes = cs
+		if i == 0 {
+			floor = s
+			continue
+		}
+		floor.goroutines = min(floor.goroutines, s.goroutines)
+		floor.heapInuse = min(floor.heapInuse, s.heapInuse)
+		floor.rss = min(floor.rss, s.rss)
+		floor.fds = min(floor.fds, s.fds)
+	}
+	return floor, codes, nil
+}
+
+// settle gives the idle proxy d/2 to close its idle connections, then reads
+// its idle floor (idleFloor) until the goroutines and fds are within their
+// idle tolerance of base, or d has passed; it returns the last floor and
+// the proxy's count of requests by status.
+func settle(ctx context.Context, c *http.Client, admin string, base sample, d time.Duration) (sample, map[string]float64) {
 	deadline := time.Now().Add(d)
+	pause(ctx, d/2)
 	for {
-		s, codes, err := scrape(context.Background(), c, admin+"/metrics")
+		s, codes, err := idleFloor(ctx, c, admin, 3)
 		back := err == nil
 		for _, r := range resources {
 			if back && r.idle > 0 && r.get(s) > r.get(base)+r.idle {
 				back = false
 			}
 		}
-		if back || time.Now().After(deadline) {
+		if back || time.Now().After(deadline) || ctx.Err() != nil {
 			if err != nil {
 				s.goroutines, s.heapInuse, s.rss, s.fds = math.NaN(), math.NaN(), math.NaN(), math.NaN()
 			}
 			return s, codes
 		}
-		time.Sleep(time.Second)
 	}
 }
 
