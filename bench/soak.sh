@@ -142,6 +142,11 @@ for _ in $(seq 100); do
   kill -0 "$soak_pid" 2>/dev/null || break
   sleep 0.1
 done
+if ! kill -0 "$soak_pid" 2>/dev/null; then # bad flags, or a backend that would not start
+  rc=0
+  wait "$soak_pid" || rc=$?
+  exit "$rc"
+fi
 "${pin0[@]}" "$work/proxy" -config "$work/config.json" -log-level info >"$work/proxy.log" 2>&1 &
 proxy_pid=$!
 pids+=("$proxy_pid")
