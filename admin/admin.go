@@ -5,6 +5,11 @@
 // Every route answers JSON, errors included ({"error": "..."}). Input is
 // checked strictly and a request that is refused changes nothing.
 //
+// A browser cannot be turned against the API (guard.go): a change sent from
+// another origin is refused (403), a body must be declared as JSON (415),
+// and without a token only requests addressed to a loopback name are
+// answered (403), which stops DNS rebinding.
+//
 // Goroutines: the package starts none. Handler runs in the goroutines of the
 // http.Server that serves it, which belongs to cmd/proxy. Its reads of the
 // pool are bounded by a timeout and by the request's context; a change, once
@@ -86,7 +91,9 @@ type Config struct {
 	// Token, when set, must come with every request as
 	// "Authorization: Bearer <token>"; a request without it gets 401.
 	// Empty means no authentication, which cmd/proxy allows only on a
-	// loopback address.
+	// loopback address; the Handler then answers only requests whose Host
+	// is localhost or a loopback address (403 otherwise), so that a hostile
+	// name resolving to 127.0.0.1 cannot reach it from a browser.
 	Token string
 	// Prober checks a backend as soon as POST /backends has added it, so that
 	// a healthy one enters rotation at once rather than at the next round of
@@ -152,12 +159,25 @@ func New(p Pool, cfg Config) (*Handler, error) {
 // ServeHTTP routes by exact path. A ServeMux is not used because it answers
 // unknown paths and wrong methods in plain text and redirects unclean paths;
 // the API answers JSON, and only 2xx or 4xx for anything a client sends.
+//
+// The checks run in this order: the Host (without a token) and the
+// cross-origin rule, which say whether the request comes from a browser
+// that was tricked into sending it; then the token; then the body's
+// Content-Type; then the route.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.refuseForeignHost(w, r) || refuseCrossOrigin(w, r) {
+		h.log.Info("admin: browser request refused", "method", r.Method, "path", r.URL.Path,
+			"host", r.Host, "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
+		return
+	}
 	if !h.authorized(r) {
 		// RFC 6750, section 3: a 401 names the scheme the client should use.
 		w.Header().Set("WWW-Authenticate", "Bearer")
 		writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
 		h.log.Info("admin: unauthorized request", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+		return
+	}
+	if refuseNonJSON(w, r) {
 		return
 	}
 	switch r.URL.Path {
@@ -392,9 +412,9 @@ func deref(p *int) int {
 }
 
 // readBody decodes the body of a /backends request, which must name a url.
-// On bad input it answers 400 or 413 itself and returns false. The body's
-// Content-Type is not checked: the original README's curl lines send
-// application/json, but other clients need not.
+// On bad input it answers 400 or 413 itself and returns false. ServeHTTP has
+// already refused a body not sent as application/json (415), as the
+// original README's curl lines send it: a cross-site form cannot.
 func readBody[T interface{ url() string }](w http.ResponseWriter, r *http.Request) (T, bool) {
 	body := http.MaxBytesReader(w, r.Body, maxBody)
 	dec := json.NewDecoder(body)

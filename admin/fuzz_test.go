@@ -29,7 +29,8 @@ func (f passingProber) Probe(ctx context.Context, b *pool.Backend) (bool, error)
 // and a draining one. The handler is called directly, not through a server,
 // so that a panic fails the test instead of being recovered. It must answer
 // 2xx or 4xx in JSON, change nothing when it refuses, and leave the pool
-// consistent.
+// consistent. Bodies are sent as JSON, as the API requires; the
+// Content-Type rule has tests of its own.
 func FuzzAdminHandlers(f *testing.F) {
 	f.Add("GET", "/status", "Bearer secret", []byte(nil))
 	f.Add("POST", "/backends", "Bearer secret", []byte(`{"url": "http://localhost:8085"}`))
@@ -56,6 +57,7 @@ func FuzzAdminHandlers(f *testing.F) {
 			return // not a request a client could send
 		}
 		req.Header.Set("Authorization", auth)
+		req.Header.Set("Content-Type", "application/json")
 		before, err := p.Status(ctx)
 		require.NoError(t, err)
 
