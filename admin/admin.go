@@ -1,14 +1,25 @@
 // Package admin is the operators' HTTP API: the pool's status, adding and
 // removing backends at runtime, and a health endpoint for whatever sits in
-// front of the proxy.
+// front of the proxy; a status page over that API for a browser (GET / and
+// GET /ui); and Go's profiler under /debug/pprof/.
 //
-// Every route answers JSON, errors included ({"error": "..."}). Input is
-// checked strictly and a request that is refused changes nothing.
+// Every route of the API answers JSON, errors included ({"error": "..."}).
+// Input is checked strictly and a request that is refused changes nothing.
+// The page's files and the profiles are the only answers that are not JSON.
+//
+// A browser cannot be turned against the API (guard.go): a change sent from
+// another origin is refused (403), a body must be declared as JSON (415),
+// and without a token only requests addressed to a loopback name are
+// answered (403), which stops DNS rebinding. The page and its files are
+// served without the token, so that the page can load and ask for it; the
+// data it shows needs the token like any other client.
 //
 // Goroutines: the package starts none. Handler runs in the goroutines of the
 // http.Server that serves it, which belongs to cmd/proxy. Its reads of the
 // pool are bounded by a timeout and by the request's context; a change, once
 // sent, is waited for to the end, so that the answer says what happened.
+// /debug/pprof/profile and /debug/pprof/trace hold their request for the
+// seconds asked (30 by default), and end early when the request does.
 package admin
 
 import (
@@ -84,9 +95,13 @@ func (e *ReloadError) Error() string {
 // Config says how the admin API behaves.
 type Config struct {
 	// Token, when set, must come with every request as
-	// "Authorization: Bearer <token>"; a request without it gets 401.
+	// "Authorization: Bearer <token>"; a request without it gets 401. The
+	// status page's files (GET / and /ui, and /ui/...) are the exception:
+	// they hold no data, and the page asks for the token.
 	// Empty means no authentication, which cmd/proxy allows only on a
-	// loopback address.
+	// loopback address; the Handler then answers only requests whose Host
+	// is localhost or a loopback address (403 otherwise), so that a hostile
+	// name resolving to 127.0.0.1 cannot reach it from a browser.
 	Token string
 	// Prober checks a backend as soon as POST /backends has added it, so that
 	// a healthy one enters rotation at once rather than at the next round of
@@ -107,6 +122,13 @@ type Config struct {
 	// Logger receives each change to the pool made through the API at Info,
 	// with the client's address. Nil means no logging.
 	Logger *slog.Logger
+	// DisablePprof turns off /debug/pprof/ (net/http/pprof's index,
+	// cmdline, profile, symbol, trace and the named profiles), which then
+	// answers 404. The zero value serves it: Go operators expect it, and it
+	// is behind the same token and cross-origin rules as the rest of the
+	// API, on an address that is loopback unless a token is set. A CPU
+	// profile or trace costs a few percent of CPU while it runs.
+	DisablePprof bool
 }
 
 // A Handler serves the admin API. It is safe for concurrent use.
@@ -118,6 +140,7 @@ type Handler struct {
 	info         func() Info
 	reloader     Reloader
 	log          *slog.Logger
+	pprof        bool
 	// tokenHash is the SHA-256 of Config.Token, nil when there is none.
 	// Comparing hashes keeps the comparison constant-time in the token's
 	// length too: subtle.ConstantTimeCompare returns at once on a length
@@ -138,6 +161,7 @@ func New(p Pool, cfg Config) (*Handler, error) {
 		info:         cfg.Info,
 		reloader:     cfg.Reloader,
 		log:          cfg.Logger,
+		pprof:        !cfg.DisablePprof,
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -152,12 +176,32 @@ func New(p Pool, cfg Config) (*Handler, error) {
 // ServeHTTP routes by exact path. A ServeMux is not used because it answers
 // unknown paths and wrong methods in plain text and redirects unclean paths;
 // the API answers JSON, and only 2xx or 4xx for anything a client sends.
+//
+// The checks run in this order: the Host (without a token) and the
+// cross-origin rule, which say whether the request comes from a browser
+// that was tricked into sending it; then the page's public files; then the
+// token; then the body's Content-Type; then the route.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	setSecurityHeaders(w, r)
+	if h.refuseForeignHost(w, r) || refuseCrossOrigin(w, r) {
+		h.log.Info("admin: browser request refused", "method", r.Method, "path", r.URL.Path,
+			"host", r.Host, "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
+		return
+	}
+	if a, ok := pageAsset(r); ok {
+		serveAsset(w, a)
+		return
+	}
 	if !h.authorized(r) {
 		// RFC 6750, section 3: a 401 names the scheme the client should use.
 		w.Header().Set("WWW-Authenticate", "Bearer")
 		writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
 		h.log.Info("admin: unauthorized request", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+		return
+	}
+	profiling := h.pprof && strings.HasPrefix(r.URL.Path, pprofPrefix)
+	// go tool pprof sends its symbol lookups as application/octet-stream.
+	if !profiling && refuseNonJSON(w, r) {
 		return
 	}
 	switch r.URL.Path {
@@ -193,7 +237,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.metrics.ServeHTTP(w, r)
 		}
 	default:
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s; the routes are /status, /backends, /reload, /healthz and /metrics", r.URL.Path))
+		_, isPage := pageRoutes[r.URL.Path]
+		switch {
+		case isPage:
+			allow(w, r, http.MethodGet, http.MethodHead) // GET and HEAD were served above
+		case profiling:
+			servePprof(w, r)
+		case strings.HasPrefix(r.URL.Path, pprofPrefix):
+			writeError(w, http.StatusNotFound, "profiling is disabled")
+		default:
+			writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s; the routes are /status, /backends, /reload, /healthz, /metrics, /debug/pprof/ and the page at /", r.URL.Path))
+		}
 	}
 }
 
@@ -392,9 +446,9 @@ func deref(p *int) int {
 }
 
 // readBody decodes the body of a /backends request, which must name a url.
-// On bad input it answers 400 or 413 itself and returns false. The body's
-// Content-Type is not checked: the original README's curl lines send
-// application/json, but other clients need not.
+// On bad input it answers 400 or 413 itself and returns false. ServeHTTP has
+// already refused a body not sent as application/json (415), as the
+// original README's curl lines send it: a cross-site form cannot.
 func readBody[T interface{ url() string }](w http.ResponseWriter, r *http.Request) (T, bool) {
 	body := http.MaxBytesReader(w, r.Body, maxBody)
 	dec := json.NewDecoder(body)

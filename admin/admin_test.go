@@ -56,8 +56,9 @@ type reply struct {
 	body   []byte
 }
 
-// send makes one request. It does not touch t, so that it can run off the
-// test goroutine.
+// send makes one request. A body goes as application/json, as the API
+// requires, unless header names another Content-Type. It does not touch t,
+// so that it can run off the test goroutine.
 func send(base, method, path, body string, header http.Header) (reply, error) {
 	var rd io.Reader
 	if body != "" {
@@ -66,6 +67,9 @@ func send(base, method, path, body string, header http.Header) (reply, error) {
 	req, err := http.NewRequest(method, base+path, rd)
 	if err != nil {
 		return reply{}, err
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	for k, v := range header {
 		req.Header[k] = v
@@ -264,7 +268,6 @@ func TestAddProbesAtOnce(t *testing.T) {
 	assert.Equal(t, "up", got.State)
 	assert.Equal(t, "health check: 200 OK", got.Reason)
 
-	// Content-Type is not required.
 	r = call(t, base, http.MethodPost, "/backends", `{"url": "`+failing+`/"}`)
 	require.Equal(t, http.StatusCreated, r.code, "%s", r.body)
 	got = decode[admin.BackendStatus](t, r)
@@ -335,7 +338,9 @@ func TestInputRules(t *testing.T) {
 		{"HEAD", "/backends", ``, 405, "", "POST, DELETE, PATCH"},
 		{"POST", "/healthz", ``, 405, "not allowed", "GET, HEAD"},
 		{"OPTIONS", "/healthz", ``, 405, "not allowed", "GET, HEAD"},
-		{"GET", "/", ``, 404, "no route /", ""},
+		{"GET", "/index.html", ``, 404, "no route /index.html", ""},
+		{"GET", "/ui/", ``, 404, "no route", ""},
+		{"POST", "/", `{"url": "http://x.test"}`, 405, "method POST not allowed on /", "GET, HEAD"},
 		{"GET", "/status/", ``, 404, "no route", ""},
 		{"GET", "/backends/x", ``, 404, "no route", ""},
 		{"POST", "/nope", `{"url": "http://x.test"}`, 404, "no route", ""},
