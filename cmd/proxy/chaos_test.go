@@ -387,6 +387,9 @@ func (c *chaos) do(method, path, url string) (int, []byte, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	res, err := c.admin.Do(req)
 	if err != nil {
 		return 0, nil, err

@@ -51,6 +51,7 @@ type Config struct {
 	MaxIdleConnsPerBackend int           // idle keep-alive connections kept per backend
 
 	Metrics   bool   // serve Prometheus metrics on the admin API's /metrics
+	Pprof     bool   // serve Go's profiler on the admin API's /debug/pprof/
 	AccessLog string // "off", "stdout" or a file path
 	StateFile string // where the running backend set is kept across restarts; empty: nowhere
 
@@ -126,6 +127,7 @@ type configFile struct {
 	MaxIdleConnsPerBackend int    `json:"max_idle_conns_per_backend"`
 
 	Metrics   bool   `json:"metrics"`
+	Pprof     bool   `json:"pprof"`
 	AccessLog string `json:"access_log"`
 	StateFile string `json:"state_file"`
 
@@ -205,6 +207,7 @@ func defaultConfig() configFile {
 		BackendIdleTimeout:       "30s",
 		MaxIdleConnsPerBackend:   256,
 		Metrics:                  true,
+		Pprof:                    true,
 		AccessLog:                "off",
 		SlowStart:                "0s",
 		HealthCheckDownFrequency: "", // 2s, or health_check_frequency if that is less: see check

@@ -362,7 +362,7 @@ func (f configFile) checkProxy(c *Config, ps *problems) {
 
 // checkOutput: what the proxy tells about itself.
 func (f configFile) checkOutput(c *Config, ps *problems) {
-	c.Metrics = f.Metrics
+	c.Metrics, c.Pprof = f.Metrics, f.Pprof
 	if f.StateFile != "" && strings.TrimSpace(f.StateFile) == "" {
 		ps.add("state_file", "must be a file path, or left out, got %q", f.StateFile)
 	}

@@ -196,7 +196,7 @@ func (c *control) tryReload(ctx context.Context) (admin.ReloadResult, error) {
 		res.RestartNeeded = append(res.RestartNeeded, sourcesField)
 	}
 	// What needs new sockets, or restarted parts, stays as it is.
-	cfg.Port, cfg.AdminAddr, cfg.Metrics = c.cfg.Port, c.cfg.AdminAddr, c.cfg.Metrics
+	cfg.Port, cfg.AdminAddr, cfg.Metrics, cfg.Pprof = c.cfg.Port, c.cfg.AdminAddr, c.cfg.Metrics, c.cfg.Pprof
 	cfg.Sources, cfg.DNSResolver, cfg.DNSRefresh = c.cfg.Sources, c.cfg.DNSResolver, c.cfg.DNSRefresh
 	cfg.H2C = c.cfg.H2C
 	cfg.TLS = keepTLSPort(c.cfg.TLS, cfg.TLS)

@@ -118,6 +118,7 @@ Try:
   curl localhost:%[2]s/
   curl 'localhost:%[2]s/?sleep=2s'
   curl%[5]s %[3]s/status
+  open http://%[3]s/ in a browser: the status page
   curl%[5]s -X POST %[3]s/backends -H 'Content-Type: application/json' -d '{"url": "http://localhost:8085"}'
   curl%[5]s -X DELETE %[3]s/backends -H 'Content-Type: application/json' -d '{"url": "%[4]s"}'
 A backend added with POST is used once a health check passes: start one with

@@ -295,6 +295,7 @@ func TestDemo(t *testing.T) {
 	assert.Contains(t, out, fmt.Sprintf("curl localhost:%d/\n", testPort(r.proxyURL)))
 	assert.Contains(t, out, "?sleep=2s")
 	assert.Contains(t, out, r.adminURL[len("http://"):]+"/status")
+	assert.Contains(t, out, "open "+r.adminURL+"/ in a browser")
 	assert.Contains(t, out, "-X POST")
 	assert.Contains(t, out, "-X DELETE")
 
@@ -565,4 +566,28 @@ func startSteadyLoadWith(url string, n int, newTransport func() *http.Transport)
 func (l *steadyLoad) stop() {
 	l.stopOnce.Do(func() { close(l.stopCh) })
 	l.wg.Wait()
+}
+
+// The admin server serves the status page and Go's profiler ("pprof":
+// false turns it off, at the next start); the startup line names the
+// config file and its generation.
+func TestStatusPageAndProfiler(t *testing.T) {
+	cfg := testConfig(t)
+	r := start(t, cfg)
+	assert.Contains(t, r.stderr.String(), "config="+r.configPath)
+	assert.Contains(t, r.stderr.String(), "generation=1")
+	c := newClient(t)
+	code, body, header := pooltest.Get(t, c, r.adminURL+"/")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Contains(t, header.Get("Content-Type"), "text/html")
+	assert.Contains(t, body, "<html")
+	code, _ = get(t, c, r.adminURL+"/debug/pprof/cmdline")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, exitOK, r.stop(t))
+
+	cfg["pprof"] = false
+	r = start(t, cfg)
+	code, _ = get(t, c, r.adminURL+"/debug/pprof/cmdline")
+	assert.Equal(t, http.StatusNotFound, code)
+	assert.Equal(t, exitOK, r.stop(t))
 }

@@ -148,6 +148,7 @@ func TestMetricsAndAccessLog(t *testing.T) {
 	for _, u := range []string{dead, good.URL, flaky} {
 		req, err := http.NewRequest(http.MethodDelete, r.adminURL+"/backends", strings.NewReader(`{"url": "`+u+`"}`))
 		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
 		res, err := c.Do(req)
 		require.NoError(t, err)
 		res.Body.Close()

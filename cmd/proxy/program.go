@@ -134,6 +134,7 @@ func build(cfg Config, log *slog.Logger, stdout io.Writer, access accessLogFile,
 		Metrics:      p.metricsHandler(),
 		Info:         p.statusInfo,
 		Reloader:     p.control,
+		DisablePprof: !cfg.Pprof,
 		Logger:       log.With("component", "admin"),
 	})
 	if err != nil {
@@ -276,11 +277,14 @@ func (p *program) attach(lns listeners) {
 			Handler:           adm,
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       10 * time.Second,
-			WriteTimeout:      30 * time.Second,
-			IdleTimeout:       time.Minute,
-			MaxHeaderBytes:    64 << 10,
-			BaseContext:       base,
-			ErrorLog:          serverLog,
+			// Longer than the 30 s CPU profile that /debug/pprof/profile
+			// takes by default, which net/http/pprof refuses to start if the
+			// server would cut it off.
+			WriteTimeout:   90 * time.Second,
+			IdleTimeout:    time.Minute,
+			MaxHeaderBytes: 64 << 10,
+			BaseContext:    base,
+			ErrorLog:       serverLog,
 		}}
 	p.servers = append(p.servers, p.adminServer)
 	for i, addr := range p.lns.demoAddrs {
@@ -471,6 +475,8 @@ func (p *program) logStarted() {
 		tlsAddr = t.mux.HTTP2().Addr().String()
 	}
 	p.log.Info("switchyard started",
+		"config", p.control.path,
+		"generation", p.control.info.Load().Config.Generation,
 		"proxy", p.lns.proxy.Addr().String(),
 		"tls", tlsAddr,
 		"h2c", p.cfg.H2C,

@@ -93,10 +93,11 @@ func specURLs(specs []pool.Spec) []string {
 }
 
 // restartFields are the fields a reload cannot change: they need new
-// sockets, a new registry of metrics, or are read by net/http's server as
-// it runs (a change could not be made without a data race).
+// sockets, a new registry of metrics or admin routes, or are read by
+// net/http's server as it runs (a change could not be made without a data
+// race).
 var restartFields = []string{"port", "admin_addr", "metrics", "max_header_bytes", "read_header_timeout", "idle_timeout",
-	"dns_resolver", "dns_refresh", "h2c"}
+	"dns_resolver", "dns_refresh", "h2c", "pprof"}
 
 // tlsChange sorts a change of "tls" into the lists of a reload's result:
 // turning TLS on or off, or moving it to another port, needs a restart
