@@ -84,6 +84,10 @@ const (
 	KeyCode = "grpctest-code"
 	// KeyMessage is the status message that goes with KeyCode.
 	KeyMessage = "grpctest-message"
+	// KeyMessageBin is KeyMessage as binary metadata, for a message that
+	// is not printable ASCII (gRPC metadata values must be, except those
+	// of keys ending in -bin). It wins over KeyMessage.
+	KeyMessageBin = "grpctest-message-bin"
 	// KeyDelay (a time.ParseDuration string) makes the server wait this
 	// long before it sends its first message, and so its headers, unless
 	// KeyHeaderFirst. A context that ends first ends the call with the
@@ -334,6 +338,9 @@ func (s *Server) observe(ctx context.Context, method string) (*Call, plan) {
 		p.code, p.fail = codes.Code(n), true
 	}
 	p.message = first(md, KeyMessage)
+	if v := first(md, KeyMessageBin); v != "" {
+		p.message = v
+	}
 	p.delay, _ = time.ParseDuration(first(md, KeyDelay))
 	p.hold = first(md, KeyHold) != ""
 	p.headerFirst = first(md, KeyHeaderFirst) != ""
