@@ -172,14 +172,28 @@ func parseGRPCTimeout(s string) (time.Duration, bool) {
 }
 
 // formatGRPCTimeout writes d (positive) as a grpc-timeout in the finest
-// unit whose count fits in 8 digits, rounded down: a backend told a hair
-// less than what is left answers before the client gives up.
+// unit whose count fits in 8 digits, rounded up: the backend's deadline is
+// then never before the proxy's, so that the proxy, not the backend, is the
+// one to end a call at its deadline, with a DEADLINE_EXCEEDED. (grpc-go
+// servers end a call at theirs with a bare RST_STREAM, which the proxy
+// could not tell from a failure.)
 func formatGRPCTimeout(d time.Duration) string {
 	const most = 99_999_999
 	for _, u := range grpcUnits {
-		if n := d / u.d; n <= most {
+		n := d / u.d
+		if d%u.d != 0 {
+			n++
+		}
+		if n <= most {
 			return strconv.FormatInt(int64(n), 10) + string(u.unit)
 		}
 	}
 	return "99999999H"
+}
+
+// pastDeadline reports whether the gRPC call st has a deadline and it has
+// passed. A backend that ended the call then did so because of it, even if
+// the proxy's timer has not fired yet.
+func (st *requestState) pastDeadline() bool {
+	return !st.deadline.IsZero() && !time.Now().Before(st.deadline)
 }

@@ -49,24 +49,29 @@ func TestParseGRPCTimeout(t *testing.T) {
 	}
 }
 
-// The finest unit that fits in 8 digits, rounded down, and what is written
-// reads back as at most what was given.
+// The finest unit that fits in 8 digits, rounded up, and what is written
+// reads back as at least what was given.
 func TestFormatGRPCTimeout(t *testing.T) {
 	for d, want := range map[time.Duration]string{
 		time.Nanosecond:              "1n",
 		99 * time.Millisecond:        "99000000n",
+		100*time.Millisecond - 1:     "99999999n",
+		100 * time.Millisecond:       "100000u",
 		250 * time.Millisecond:       "250000u",
-		5*time.Second + 123456789:    "5123456u",
+		5*time.Second + 123456789:    "5123457u",
 		2 * time.Hour:                "7200000m",
 		40 * 24 * time.Hour:          "3456000S",
-		time.Duration(math.MaxInt64): "2562047H",
+		time.Duration(math.MaxInt64): "2562048H",
 	} {
 		assert.Equal(t, want, formatGRPCTimeout(d), d.String())
 		back, ok := parseGRPCTimeout(want)
 		assert.True(t, ok, want)
-		assert.LessOrEqual(t, back, d, want)
-		// Less than one unit lost, and a unit is under a 99,999th of d.
-		assert.Greater(t, back, d-d/99_999-time.Nanosecond, want)
+		if back == math.MaxInt64 {
+			continue // clamped
+		}
+		assert.GreaterOrEqual(t, back, d, want)
+		// Less than one unit added, and a unit is under a 99,999th of d.
+		assert.Less(t, back, d+d/99_999+time.Nanosecond, want)
 	}
 }
 

@@ -368,3 +368,48 @@ func rawGRPC(t *testing.T, fr *front, timeout string, extra http.Header) *http.R
 	require.Equal(t, 2, res.ProtoMajor)
 	return res
 }
+
+// The deadline bounds the whole call, not only the wait for headers: a
+// call whose backend answered and then went quiet is cut when it passes
+// (the client's stream reset, the backend's request cancelled), logged as
+// a timeout and not counted against the backend as a response cut short.
+// The backend here is a plain HTTP/2 handler that knows nothing of
+// grpc-timeout, so that the proxy alone ends the call (a grpc-go server
+// would end it at the same moment, and either might be first).
+func TestGRPCDeadlineCutsAStartedCall(t *testing.T) {
+	var log pooltest.SyncBuffer
+	al, err := proxy.NewAccessLog(&log, 0)
+	require.NoError(t, err)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- al.Run(ctx) }() // waited for below
+
+	cancelled := make(chan struct{})
+	be := newH2Backend(t, func(int) refusal { return serve }, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/grpc")
+		w.Header().Set("X-Started", "yes")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+		close(cancelled)
+	}))
+	f := newFixture(t, proxy.Config{AccessLog: al}, be.url)
+	res := rawGRPC(t, newFront(t, f, false), "200m", nil)
+	assert.Equal(t, http.StatusOK, res.StatusCode)
+	assert.Equal(t, "yes", res.Header.Get("X-Started"), "the backend's headers came")
+	_, err = io.ReadAll(res.Body)
+	assert.Error(t, err, "the stream was reset at the deadline")
+	select {
+	case <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the backend's request was not cancelled")
+	}
+	f.assertIdle(t)
+	assert.Zero(t, f.status(t, be.url).Truncated)
+
+	stop()
+	require.NoError(t, <-done)
+	var e map[string]any
+	require.NoError(t, json.Unmarshal([]byte(strings.TrimSpace(log.String())), &e))
+	assert.Equal(t, "timeout", e["error"])
+}

@@ -295,7 +295,7 @@ func (c *cutBody) Read(buf []byte) (int, error) {
 	if err != nil && err != io.EOF && !c.seen {
 		c.seen = true
 		switch {
-		case errors.Is(context.Cause(c.ctx), errTimeout):
+		case errors.Is(context.Cause(c.ctx), errTimeout), c.st.pastDeadline():
 			c.st.errClass = classTimeout // a gRPC call's deadline, mid-answer
 		case c.ctx.Err() == nil: // not the client's leaving, which cancels the backend's read
 			c.b.CountTruncated()

@@ -357,12 +357,12 @@ func (r *relay) freeze() {
 }
 
 // An h2c backend connection gone silent without a FIN is found out by the
-// HTTP/2 pings (shortened here to 100ms of silence and 100ms for the
+// HTTP/2 pings (shortened here to 200ms of silence and 500ms for the
 // answer): the call on it fails as UNAVAILABLE long before its 10s
 // deadline, rather than hanging until the kernel gives up, and the next
 // call gets a new connection.
 func TestDeadH2CConnectionIsFoundByPings(t *testing.T) {
-	proxy.SetPingTimeouts(t, 100*time.Millisecond, 100*time.Millisecond)
+	proxy.SetPingTimeouts(t, 200*time.Millisecond, 500*time.Millisecond)
 	srv := grpctest.Start(t)
 	r := newRelay(t, srv.Addr)
 	f := newFixture(t, proxy.Config{}, "h2c://"+r.ln.Addr().String())

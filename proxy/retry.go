@@ -215,6 +215,9 @@ func (t *retrier) attempt(req *http.Request, st *requestState, b *pool.Backend, 
 
 	res, err = tr.RoundTrip(req)
 	if err != nil {
+		if st.pastDeadline() {
+			return nil, errTimeout
+		}
 		return nil, err
 	}
 	switch {
