@@ -14,7 +14,7 @@ import (
 // word a log query can match.
 const (
 	classNoBackend  = "no_backend"  // 503: no backend up (or the pool stopped)
-	classTimeout    = "timeout"     // 504: no response within the request timeout
+	classTimeout    = "timeout"     // 504: no response within the request timeout (or a gRPC call's deadline)
 	classConnect    = "connect"     // 503: no backend could be connected to
 	classQueue      = "queue"       // 503: every backend full, and the queue full or its wait too long
 	classBackend    = "backend"     // 502: the backend failed before its response
@@ -46,6 +46,16 @@ func (r *recorder) WriteHeader(code int) {
 		r.informational.Store(true)
 	case r.status == 0:
 		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// writeHeaderAs sends status code but records logged: a gRPC error goes
+// out as a 200 (its status is in grpc-status) and is counted as the HTTP
+// status it stands for.
+func (r *recorder) writeHeaderAs(code, logged int) {
+	if r.status == 0 {
+		r.status = logged
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
@@ -111,7 +121,7 @@ func newMetrics() *metrics {
 func (p *Proxy) observe(st *requestState, r *http.Request) {
 	aborted := recover()
 	status := st.rec.status
-	if aborted != nil && st.errClass != classTruncated {
+	if aborted != nil && st.errClass != classTruncated && st.errClass != classTimeout {
 		st.errClass = classAborted
 	}
 	if st.client.Err() != nil && (aborted != nil || st.errClass == classClientGone) {

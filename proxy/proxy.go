@@ -40,8 +40,10 @@ type Pool interface {
 type Config struct {
 	// RequestTimeout bounds how long a request waits for a backend's response
 	// headers, across all its attempts. It does not cut a response that has
-	// started (a long download, a stream) or an upgraded connection. Zero
-	// means 30s, the original program's fixed deadline.
+	// started (a long download, a stream) or an upgraded connection. It does
+	// not apply to gRPC calls, which the client's grpc-timeout bounds
+	// instead (see grpc.go). Zero means 30s, the original program's fixed
+	// deadline.
 	RequestTimeout time.Duration
 	// RetryAfter is announced to clients in the Retry-After header of a 503
 	// sent when no backend is up. Zero means 1s.
@@ -88,7 +90,7 @@ type Config struct {
 }
 
 // errTimeout is the cause given to a request's context when RequestTimeout
-// passes before a backend has answered.
+// passes before a backend has answered, or a gRPC call's deadline passes.
 var errTimeout = errors.New("proxy: no response from a backend within the request timeout")
 
 // Proxy is the proxy's http.Handler.
@@ -99,6 +101,9 @@ type Proxy struct {
 	log      *slog.Logger
 	handlers tracker
 	metrics  *metrics // nil when disabled
+	// buffers lend ReverseProxy its copy buffers, and request bodies the
+	// space to keep their first bytes in (countingBody).
+	buffers *bufferPool
 }
 
 // New returns a Proxy that sends requests to backends chosen by p. Zero
@@ -117,7 +122,7 @@ func New(p Pool, cfg Config) (*Proxy, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	px := &Proxy{pool: p, log: log}
+	px := &Proxy{pool: p, log: log, buffers: newBufferPool()}
 	px.current.Store(s)
 	if !cfg.DisableMetrics {
 		px.metrics = newMetrics()
@@ -125,7 +130,7 @@ func New(p Pool, cfg Config) (*Proxy, error) {
 	px.rp = &httputil.ReverseProxy{
 		Rewrite:      px.rewrite,
 		Transport:    &retrier{proxy: px},
-		BufferPool:   newBufferPool(),
+		BufferPool:   px.buffers,
 		ErrorHandler: px.handleError,
 		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
@@ -192,6 +197,15 @@ func newSettings(cfg Config, old *settings) (*settings, error) {
 	return s, nil
 }
 
+// An HTTP/2 backend connection that has been silent for sendPingTimeout is
+// pinged, and closed if no answer comes within pingTimeout: its streams
+// fail and the next request dials anew. Variables only so that a test can
+// shorten them (export_test.go); they are no setting.
+var (
+	sendPingTimeout = 10 * time.Second
+	pingTimeout     = 5 * time.Second
+)
+
 // newTransports builds the transports for cfg.
 func newTransports(cfg Config) transports {
 	build := func(protocols func(*http.Protocols)) *http.Transport {
@@ -211,7 +225,7 @@ func newTransports(cfg Config) transports {
 			// An HTTP/2 connection whose backend vanished without a FIN is
 			// found out by a ping within seconds, rather than swallowing
 			// streams until the kernel gives up on it.
-			HTTP2: &http.HTTP2Config{SendPingTimeout: 10 * time.Second, PingTimeout: 5 * time.Second},
+			HTTP2: &http.HTTP2Config{SendPingTimeout: sendPingTimeout, PingTimeout: pingTimeout},
 		}
 		tr.Protocols = new(http.Protocols)
 		protocols(tr.Protocols)
@@ -266,8 +280,14 @@ type requestState struct {
 	// client is the inbound request's context: when it is done the client
 	// has gone away, as opposed to the request timing out.
 	client context.Context
-	// timer cancels the request with errTimeout unless a response arrives.
+	// timer cancels the request with errTimeout unless a response arrives;
+	// for a gRPC call, when its deadline passes, answer or not. Nil for a
+	// gRPC call without a deadline.
 	timer *time.Timer
+	// grpc is set for a gRPC call; deadline is its grpc-timeout counted
+	// from its arrival, zero if it has none.
+	grpc     bool
+	deadline time.Time
 	// tried are the backends attempted so far; buf saves an allocation.
 	tried []*pool.Backend
 	buf   [3]*pool.Backend
@@ -315,8 +335,20 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		st.secure = r.TLS != nil || (s.trusted(r.RemoteAddr) && strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https"))
 	}
-	st.timer = time.AfterFunc(s.RequestTimeout, func() { cancel(errTimeout) })
-	defer st.timer.Stop()
+	if st.grpc = isGRPC(r); st.grpc {
+		// request_timeout would cut a stream whose server sends its
+		// headers late; the call's own deadline bounds it instead. A
+		// malformed grpc-timeout is the backend's to refuse.
+		if d, ok := parseGRPCTimeout(r.Header.Get("Grpc-Timeout")); ok {
+			st.deadline = time.Now().Add(d)
+			st.timer = time.AfterFunc(d, func() { cancel(errTimeout) })
+		}
+	} else {
+		st.timer = time.AfterFunc(s.RequestTimeout, func() { cancel(errTimeout) })
+	}
+	if st.timer != nil {
+		defer st.timer.Stop()
+	}
 	st.rec.ResponseWriter = w
 	w = &st.rec
 	if p.metrics != nil || s.AccessLog != nil {
@@ -344,7 +376,9 @@ func (p *Proxy) CloseIdleConnections() { p.current.Load().closeIdle() }
 
 // handleError is the one place where a failed request gets its status:
 // 503 when no backend is up, 504 when the request timed out, 502 for anything
-// else a backend did wrong. The client never sees the error's text.
+// else a backend did wrong. The client never sees the error's text. A gRPC
+// client gets the same as a gRPC status (UNAVAILABLE, or DEADLINE_EXCEEDED
+// for the timeout), counted and logged under the HTTP status.
 func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 	st, _ := r.Context().Value(stateKey{}).(*requestState)
 	if errors.Is(err, errClientBody) && p.clientBodyError(w, r, st, err) {
@@ -384,18 +418,26 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 	case isDialError(err):
 		class = classConnect
 	}
+	var retryAfter time.Duration
 	if code == http.StatusServiceUnavailable {
-		retryAfter := p.current.Load().RetryAfter
+		retryAfter = p.current.Load().RetryAfter
 		if st != nil {
 			retryAfter = st.s.RetryAfter
 		}
+	}
+	p.log.Warn("proxy error", append(attrs, "status", code)...)
+	if st != nil {
+		st.errClass = class
+		if isGRPC(r) {
+			grpcCode, msg := grpcAnswer(class, err)
+			writeGRPCError(&st.rec, grpcCode, msg, retryAfter, code)
+			return
+		}
+	}
+	if retryAfter > 0 {
 		secs := int((retryAfter + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 	}
-	if st != nil {
-		st.errClass = class
-	}
-	p.log.Warn("proxy error", append(attrs, "status", code)...)
 	http.Error(w, http.StatusText(code), code)
 }
 
@@ -416,6 +458,21 @@ func (p *Proxy) clientBodyError(w http.ResponseWriter, r *http.Request, st *requ
 		st.errClass = classClientBody
 	}
 	p.log.Debug("client's request body could not be read", "method", r.Method, "path", r.URL.Path, "error", err, "status", code)
+	if st != nil && isGRPC(r) {
+		// The HTTP-to-gRPC mapping of the gRPC spec: 400 is INTERNAL, 408
+		// has no gRPC meaning. An HTTP/2 stream's framing is the
+		// connection's, intact: no reason to close it, and its other
+		// calls with it.
+		grpcCode := grpcInternal
+		if code == http.StatusRequestTimeout {
+			grpcCode = grpcUnknown
+		}
+		if r.ProtoMajor == 1 {
+			w.Header().Set("Connection", "close")
+		}
+		writeGRPCError(&st.rec, grpcCode, "switchyard: the request's body could not be read", 0, code)
+		return true
+	}
 	w.Header().Set("Connection", "close")
 	http.Error(w, http.StatusText(code), code)
 	return true

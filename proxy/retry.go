@@ -20,7 +20,11 @@ import (
 // tries another backend.
 //
 // An attempt may be repeated when the request never reached its backend (the
-// connection could not be made: nothing was sent, whatever the method), or
+// connection could not be made: nothing was sent, whatever the method), when
+// the backend refused it unprocessed (an HTTP/2 REFUSED_STREAM, or a GOAWAY
+// whose last stream is below the request's: RFC 9113 section 8.7; the
+// Transport tries those once more itself, see countingBody) and its body
+// can be sent again whole, or
 // when the backend dropped the connection before answering a GET, HEAD or
 // OPTIONS without a body (safe methods, RFC 9110 section 9.2.1). It is never
 // repeated once the client has gone, once the request has timed out, when
@@ -43,8 +47,20 @@ func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 	host := req.Host
 	var body *countingBody
 	if req.Body != nil && req.Body != http.NoBody {
-		body = &countingBody{r: req.Body}
+		body = &countingBody{r: req.Body, buffers: p.buffers}
 		req.Body = body
+		if !replayableMethod(req) {
+			body.keep = true
+			// The Transport sends a request again (on a new connection)
+			// when the backend did not process it, if GetBody gives it the
+			// body anew. It also asks GetBody for a GET's or an
+			// idempotency-keyed request's body after a failure that may
+			// have been processed, and then the first attempt's body
+			// writer may still be reading: those get no GetBody, and so
+			// no such retry (see replayableMethod).
+			req.GetBody = body.getBody
+		}
+		defer body.finish()
 	}
 
 	var lastErr error
@@ -78,9 +94,12 @@ func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, fmt.Errorf("%w: %w", errClientBody, berr)
 		}
 
-		reached := !isDialError(err)
+		dialFailed := isDialError(err)
+		// reached: the backend may have processed the request. One that
+		// refused it unprocessed did not.
+		reached := !dialFailed && !errors.Is(err, errNotProcessed)
 		reachedAny = reachedAny || reached
-		if !reached {
+		if dialFailed {
 			b.CountConnectFailure()
 		}
 		if st.client.Err() == nil {
@@ -88,11 +107,12 @@ func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 			// backend for passive health, unless the client left first.
 			_ = p.pool.ReportOutcome(context.WithoutCancel(ctx), b, 0, true)
 		}
-		if !reached && ctx.Err() == nil {
+		if dialFailed && ctx.Err() == nil {
 			// The backend refused or could not be reached: take it out of
 			// rotation now rather than at the next health check. A failure
 			// after the connection was made (a reset, a handler that
-			// panicked) says nothing about the next request, so it does not.
+			// panicked, a refused stream) says nothing about the next
+			// request, so it does not.
 			_ = p.pool.MarkDown(context.WithoutCancel(ctx), b, err.Error())
 		}
 		if !t.mayRetry(req, st, body, reached) {
@@ -179,12 +199,37 @@ func (t *retrier) attempt(req *http.Request, st *requestState, b *pool.Backend, 
 	if req.URL.Scheme == "h2c" {
 		req.URL.Scheme = "http" // h2c is a kind of backend; on the wire it is http
 	}
+	if !st.deadline.IsZero() {
+		// The backend is told what is left of the call's deadline, not the
+		// client's whole timeout: a queue wait or a failed attempt has
+		// spent some of it.
+		left := time.Until(st.deadline)
+		if left <= 0 {
+			return nil, errTimeout
+		}
+		req.Header.Set("Grpc-Timeout", formatGRPCTimeout(left))
+	}
+	if body, ok := req.Body.(*countingBody); ok {
+		body.rewind() // from its first byte, if an earlier attempt read some
+	}
 
 	res, err = tr.RoundTrip(req)
 	if err != nil {
+		if st.pastDeadline() {
+			return nil, errTimeout
+		}
 		return nil, err
 	}
-	if !st.timer.Stop() {
+	switch {
+	case st.grpc:
+		// A gRPC call's deadline (if any) goes on running to the end of
+		// the call. If it passed as the headers arrived, the answer is
+		// DEADLINE_EXCEEDED, not a stream cut at once.
+		if errors.Is(context.Cause(req.Context()), errTimeout) {
+			res.Body.Close()
+			return nil, errTimeout
+		}
+	case !st.timer.Stop():
 		// The deadline passed as the headers arrived. The timer's function
 		// may not have cancelled the context yet, so say so here.
 		res.Body.Close()
@@ -197,7 +242,7 @@ func (t *retrier) attempt(req *http.Request, st *requestState, b *pool.Backend, 
 		res.Header.Add("Set-Cookie", c.String())
 	}
 	if res.StatusCode != http.StatusSwitchingProtocols { // an upgrade's body must stay a ReadWriteCloser
-		st.cut = cutBody{ReadCloser: res.Body, p: t.proxy, st: st, b: b, want: res.ContentLength}
+		st.cut = cutBody{ReadCloser: res.Body, p: t.proxy, st: st, b: b, ctx: req.Context(), want: res.ContentLength}
 		res.Body = &st.cut
 	}
 	return res, nil
@@ -210,9 +255,11 @@ func (t *retrier) mayRetry(req *http.Request, st *requestState, body *countingBo
 	case len(st.tried) >= st.s.MaxAttempts:
 		return false
 	case !reached:
-		// Nothing was sent. The Transport did not read the body either, so it
-		// is still whole.
-		return body == nil || body.n.Load() == 0
+		// Nothing was sent (no connection), or nothing was processed (a
+		// refused stream). The body may be sent again if it can be whole:
+		// nothing of it was read, or all that was is kept. A backend that
+		// sent an interim answer before refusing has been heard from.
+		return body.replayable() && !st.rec.informational.Load()
 	default:
 		// Sent but not answered. Only a safe method may be sent again, only
 		// without a body (the Transport may still be reading one), and only
@@ -220,6 +267,23 @@ func (t *retrier) mayRetry(req *http.Request, st *requestState, body *countingBo
 		safe := req.Method == http.MethodGet || req.Method == http.MethodHead || req.Method == http.MethodOptions
 		return safe && body == nil && !st.rec.informational.Load()
 	}
+}
+
+// replayableMethod reports whether the Transport would take req for one it
+// may send again after a failure that the backend may have processed (on a
+// kept-alive connection that closed under it): a safe method, or a request
+// with an idempotency key. For those the Transport asks GetBody for the body
+// while the first attempt's body writer may still be reading it, so the
+// proxy gives them none; and it never sends again itself a request with a
+// body that may have been processed.
+func replayableMethod(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	_, key := req.Header["Idempotency-Key"]
+	_, xkey := req.Header["X-Idempotency-Key"]
+	return key || xkey
 }
 
 // isDialError reports whether err says that no connection to the backend
