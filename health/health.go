@@ -77,6 +77,15 @@ type Config struct {
 	// BackendCAs verify https backends' certificates, as the proxy's
 	// traffic does. Nil means the system's roots.
 	BackendCAs *x509.CertPool
+	// GRPC checks with the gRPC health protocol instead of a GET of Path:
+	// a grpc.health.v1.Health/Check call, which passes when the backend
+	// answers SERVING for GRPCService ("" is the server as a whole, as
+	// grpc_health_probe and Kubernetes' gRPC probes ask). A gRPC server
+	// answers a GET with 415, so this is the check for gRPC backends. It
+	// goes over HTTP/2: with prior knowledge for http:// and h2c://
+	// backends, over TLS for https:// ones.
+	GRPC        bool
+	GRPCService string
 	// Logger receives failed checks at Debug: the pool logs the state changes
 	// they cause at Info. Nil means no logging.
 	Logger *slog.Logger
@@ -103,6 +112,8 @@ type settings struct {
 	interval, downInterval, timeout time.Duration
 	path                            *url.URL // only Path and RawQuery are set
 	userAgent                       string
+	grpc                            bool
+	grpcRequest                     []byte // the Check call's one message, framed
 	// A probe goes over the kind of connection the traffic uses, or it
 	// would pass a backend whose TLS or HTTP/2 is broken: one client per
 	// backend scheme.
@@ -163,7 +174,7 @@ func New(p Pool, cfg Config) (*Checker, error) {
 		changed: make(chan struct{}, 1),
 	}
 	c.cur.Store(s)
-	c.probeFn = c.httpProbe
+	c.probeFn = c.probe
 	return c, nil
 }
 
@@ -202,6 +213,7 @@ func check(cfg Config) (*settings, error) {
 	}
 	return &settings{interval: cfg.Interval, downInterval: cfg.DownInterval, timeout: cfg.Timeout,
 		path: &url.URL{Path: path.Path, RawPath: path.RawPath, RawQuery: path.RawQuery}, userAgent: cfg.UserAgent,
+		grpc: cfg.GRPC, grpcRequest: grpcCheckRequest(cfg.GRPCService),
 		plain: newClient(nil, func(p *http.Protocols) { p.SetHTTP1(true) }),
 		tls:   newClient(cfg.BackendCAs, func(p *http.Protocols) { p.SetHTTP1(true); p.SetHTTP2(true) }),
 		h2c:   newClient(nil, func(p *http.Protocols) { p.SetUnencryptedHTTP2(true) }),
@@ -358,7 +370,15 @@ func (c *Checker) Probe(ctx context.Context, b *pool.Backend) (ok bool, err erro
 	return ok, nil
 }
 
-// httpProbe is the real check: GET the health path on a new connection.
+// probe is the real check, of the kind the settings in force say.
+func (c *Checker) probe(ctx context.Context, b *pool.Backend) (bool, string) {
+	if c.cur.Load().grpc {
+		return c.grpcProbe(ctx, b)
+	}
+	return c.httpProbe(ctx, b)
+}
+
+// httpProbe is the HTTP check: GET the health path on a new connection.
 func (c *Checker) httpProbe(ctx context.Context, b *pool.Backend) (bool, string) {
 	s := c.cur.Load()
 	target := b.URL().JoinPath(s.path.EscapedPath())
@@ -377,16 +397,7 @@ func (c *Checker) httpProbe(ctx context.Context, b *pool.Backend) (bool, string)
 
 	resp, err := client.Do(req)
 	if err != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return false, fmt.Sprintf("health check: timeout after %v", s.timeout)
-		}
-		// A *url.Error repeats the method and URL; the backend is already
-		// named wherever the reason is shown.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return false, "health check: " + err.Error()
+		return false, failure("health check", ctx, s, err)
 	}
 	// With keep-alives off the connection is not reused, but reading what a
 	// small health page sends lets the backend finish its write instead of
@@ -401,4 +412,18 @@ func (c *Checker) httpProbe(ctx context.Context, b *pool.Backend) (bool, string)
 	// StatusText rather than resp.Status: the reason is ours to word, not
 	// the backend's.
 	return true, fmt.Sprintf("health check: %d %s", code, http.StatusText(code))
+}
+
+// failure words why a probe's exchange failed.
+func failure(what string, ctx context.Context, s *settings, err error) string {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Sprintf("%s: timeout after %v", what, s.timeout)
+	}
+	// A *url.Error repeats the method and URL; the backend is already
+	// named wherever the reason is shown.
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return what + ": " + err.Error()
 }

@@ -9,11 +9,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/switchyard-proxy/switchyard/health"
 	"github.com/switchyard-proxy/switchyard/pool"
 	"github.com/switchyard-proxy/switchyard/pool/pooltest"
 	"github.com/switchyard-proxy/switchyard/pool/pooltest/certstest"
+	"github.com/switchyard-proxy/switchyard/pool/pooltest/grpctest"
 )
 
 // A probe uses the kind of connection the traffic does: TLS verified
@@ -58,4 +60,52 @@ func TestProbeSpeaksTheBackendsProtocol(t *testing.T) {
 	ok, reason := probe(newChecker(t, p, health.Config{}), p, secure.URL)
 	assert.False(t, ok)
 	assert.Contains(t, reason, "certificate")
+}
+
+// In gRPC mode a probe is a grpc.health.v1 Check call, answered here by
+// grpc-go's own health service: SERVING passes, anything else fails with
+// the status named; a server that is not gRPC fails, and so does a gRPC
+// server probed with a GET.
+func TestGRPCHealthCheck(t *testing.T) {
+	ctx := context.Background()
+	srv := grpctest.Start(t)
+	p := pooltest.Start(t, pool.Config{})
+	b, _, err := p.Add(ctx, pool.Spec{URL: srv.URL})
+	require.NoError(t, err)
+	probe := func(c *health.Checker) (bool, string) {
+		t.Helper()
+		ok, err := c.Probe(ctx, b)
+		require.NoError(t, err)
+		return ok, pooltest.StatusOf(t, p, srv.URL).Reason
+	}
+
+	ok, reason := probe(newChecker(t, p, health.Config{}))
+	assert.False(t, ok, "a GET of a gRPC server")
+	assert.Equal(t, "health check: status 415", reason)
+
+	grpcCheck := newChecker(t, p, health.Config{GRPC: true})
+	ok, reason = probe(grpcCheck)
+	assert.True(t, ok, reason)
+	assert.Equal(t, "grpc health check: SERVING", reason)
+
+	srv.Health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	ok, reason = probe(grpcCheck)
+	assert.False(t, ok)
+	assert.Equal(t, "grpc health check: NOT_SERVING", reason)
+
+	srv.Health.SetServingStatus("billing", healthpb.HealthCheckResponse_SERVING)
+	ok, reason = probe(newChecker(t, p, health.Config{GRPC: true, GRPCService: "billing"}))
+	assert.True(t, ok, "the service asked for, whatever the server's own status: %s", reason)
+	ok, reason = probe(newChecker(t, p, health.Config{GRPC: true, GRPCService: "nope"}))
+	assert.False(t, ok)
+	assert.Equal(t, "grpc health check: grpc-status 5: unknown service", reason, "NOT_FOUND, as grpc-go answers it")
+
+	// An HTTP server is no gRPC server.
+	plain := backend(t, func(w http.ResponseWriter, r *http.Request) {})
+	b, _, err = p.Add(ctx, pool.Spec{URL: plain.URL})
+	require.NoError(t, err)
+	ok, err = grpcCheck.Probe(ctx, b)
+	require.NoError(t, err)
+	assert.False(t, ok)
+	assert.Contains(t, pooltest.StatusOf(t, p, plain.URL).Reason, "grpc health check: ")
 }

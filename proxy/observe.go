@@ -127,7 +127,12 @@ func (p *Proxy) observe(st *requestState, r *http.Request) {
 	if st.client.Err() != nil && (aborted != nil || st.errClass == classClientGone) {
 		status, st.errClass = 499, classClientGone
 	}
-	if status == 0 {
+	switch {
+	case status == 0 && st.upgraded:
+		// ReverseProxy writes the 101 itself, on the hijacked connection,
+		// past the ResponseWriter.
+		status = http.StatusSwitchingProtocols
+	case status == 0:
 		status = http.StatusOK // nothing written: net/http sends 200
 	}
 	took := time.Since(st.start)

@@ -309,6 +309,7 @@ type requestState struct {
 	start    time.Time
 	rec      recorder
 	errClass string
+	upgraded bool // a backend answered 101 Switching Protocols
 }
 
 type stateKey struct{}

@@ -241,7 +241,8 @@ func (t *retrier) attempt(req *http.Request, st *requestState, b *pool.Backend, 
 	if c := stickyCookie(b, st); c != nil {
 		res.Header.Add("Set-Cookie", c.String())
 	}
-	if res.StatusCode != http.StatusSwitchingProtocols { // an upgrade's body must stay a ReadWriteCloser
+	st.upgraded = res.StatusCode == http.StatusSwitchingProtocols
+	if !st.upgraded { // an upgrade's body must stay a ReadWriteCloser
 		st.cut = cutBody{ReadCloser: res.Body, p: t.proxy, st: st, b: b, ctx: req.Context(), want: res.ContentLength}
 		res.Body = &st.cut
 	}

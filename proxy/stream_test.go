@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/switchyard-proxy/switchyard/pool/pooltest"
 	"github.com/switchyard-proxy/switchyard/proxy"
 )
 
@@ -104,7 +106,14 @@ func upgradeEcho(closed chan<- struct{}) http.HandlerFunc {
 func TestUpgradedConnectionIsProxiedBothWays(t *testing.T) {
 	closed := make(chan struct{})
 	be := backend(t, upgradeEcho(closed))
-	f := newFixture(t, proxy.Config{RequestTimeout: 100 * time.Millisecond}, be.URL)
+	var logged pooltest.SyncBuffer
+	al, err := proxy.NewAccessLog(&logged, 0)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- al.Run(ctx) }() // waited for below
+	defer func() { cancel(); <-ran }()
+	f := newFixture(t, proxy.Config{RequestTimeout: 100 * time.Millisecond, AccessLog: al}, be.URL)
 
 	conn, err := net.Dial("tcp", f.front.Listener.Addr().String())
 	require.NoError(t, err)
@@ -131,6 +140,10 @@ func TestUpgradedConnectionIsProxiedBothWays(t *testing.T) {
 	conn.Close()
 	<-closed
 	f.assertIdle(t)
+	// Logged as what the client got: 101, though ReverseProxy writes it
+	// past the ResponseWriter.
+	assert.Eventually(t, func() bool { return strings.Contains(logged.String(), `"status":101`) }, 5*time.Second, 10*time.Millisecond,
+		"access log: %s", logged.String())
 }
 
 // patternReader yields n bytes of a repeating pattern without holding them.
@@ -230,7 +243,13 @@ func TestExpectContinue(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "\r\n", blank)
 	fmt.Fprint(conn, "hello")
+	// The backend's own 100 Continue may follow, forwarded as the interim
+	// answer it is (a client must take any number of them); then the
+	// answer.
 	res, err := http.ReadResponse(rd, nil)
+	for err == nil && res.StatusCode == http.StatusContinue {
+		res, err = http.ReadResponse(rd, nil)
+	}
 	require.NoError(t, err)
 	defer res.Body.Close()
 	assert.Equal(t, http.StatusOK, res.StatusCode)

@@ -37,6 +37,8 @@ type Config struct {
 
 	HealthCheckTimeout time.Duration // limit on one probe; less than HealthCheckFrequency
 	HealthCheckPath    string        // path probed on every backend
+	HealthCheckGRPC    bool          // health_check_mode "grpc": the gRPC health protocol instead of a GET
+	HealthCheckService string        // the gRPC service checked; empty: the server as a whole
 	HealthyThreshold   int           // passing probes in a row that bring a backend up
 	UnhealthyThreshold int           // failing probes in a row that take it down
 
@@ -113,6 +115,8 @@ type configFile struct {
 
 	HealthCheckTimeout string `json:"health_check_timeout"`
 	HealthCheckPath    string `json:"health_check_path"`
+	HealthCheckMode    string `json:"health_check_mode"`
+	HealthCheckService string `json:"health_check_grpc_service"`
 	HealthyThreshold   int    `json:"healthy_threshold"`
 	UnhealthyThreshold int    `json:"unhealthy_threshold"`
 
@@ -198,6 +202,7 @@ func defaultConfig() configFile {
 		ShutdownDelay:            "0s",
 		HealthCheckTimeout:       "", // 2s, or half the frequency if that is less: see check
 		HealthCheckPath:          "/",
+		HealthCheckMode:          "http",
 		HealthyThreshold:         1,
 		UnhealthyThreshold:       1,
 		ReadHeaderTimeout:        "10s",

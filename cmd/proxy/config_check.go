@@ -335,6 +335,17 @@ func (f configFile) checkHealth(c *Config, ps *problems) {
 	} else {
 		c.HealthCheckPath = f.HealthCheckPath
 	}
+	switch f.HealthCheckMode {
+	case "http":
+	case "grpc":
+		c.HealthCheckGRPC = true
+	default:
+		ps.add("health_check_mode", "must be %q or %q, got %q", "http", "grpc", f.HealthCheckMode)
+	}
+	c.HealthCheckService = f.HealthCheckService
+	if f.HealthCheckService != "" && !c.HealthCheckGRPC {
+		ps.add("health_check_grpc_service", "is for health_check_mode \"grpc\"; the mode is %q", f.HealthCheckMode)
+	}
 }
 
 // checkProxy: the data path's limits and timeouts, on both sides, and the

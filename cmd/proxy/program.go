@@ -176,6 +176,8 @@ func healthConfig(cfg Config, log *slog.Logger) health.Config {
 		DownInterval: cfg.HealthCheckDownFrequency,
 		Timeout:      cfg.HealthCheckTimeout,
 		Path:         cfg.HealthCheckPath,
+		GRPC:         cfg.HealthCheckGRPC,
+		GRPCService:  cfg.HealthCheckService,
 		BackendCAs:   cfg.BackendCAs,
 		Logger:       log.With("component", "health"),
 	}

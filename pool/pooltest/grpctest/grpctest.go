@@ -61,8 +61,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // Full names of the service's methods, as they appear in the :path of the
@@ -134,19 +137,25 @@ var TrailerBinValue = string([]byte{0x00, 0xff, 0x10, 'g', 'r', 'p', 'c', 0x80})
 // request's subtype.
 type Codec struct{ Subtype string }
 
-// Marshal returns the message's bytes.
+// Marshal returns the message's bytes. Protobuf messages (those of the
+// health service the server also runs) are marshalled as protobuf.
 func (Codec) Marshal(v any) ([]byte, error) {
 	switch m := v.(type) {
 	case []byte:
 		return m, nil
 	case *[]byte:
 		return *m, nil
+	case proto.Message:
+		return proto.Marshal(m)
 	}
 	return nil, fmt.Errorf("grpctest: cannot marshal a %T, only []byte", v)
 }
 
 // Unmarshal copies data into v, a *[]byte: grpc-go may reuse data's buffer.
 func (Codec) Unmarshal(data []byte, v any) error {
+	if m, ok := v.(proto.Message); ok {
+		return proto.Unmarshal(data, m)
+	}
 	p, ok := v.(*[]byte)
 	if !ok {
 		return fmt.Errorf("grpctest: cannot unmarshal into a %T, only *[]byte", v)
@@ -185,6 +194,10 @@ type Server struct {
 	URL string
 	// Addr is host:port.
 	Addr string
+	// Health is grpc-go's own health service, which the server runs beside
+	// the test service: SERVING for the server as a whole ("") until a
+	// test says otherwise with SetServingStatus.
+	Health *health.Server
 
 	mu        sync.Mutex
 	calls     []*Call
@@ -299,6 +312,8 @@ func start(t testing.TB, scheme string, creds credentials.TransportCredentials) 
 	}
 	gs := grpc.NewServer(opts...)
 	gs.RegisterService(&ServiceDesc, s)
+	s.Health = health.NewServer()
+	healthpb.RegisterHealthServer(gs, s.Health)
 	served := make(chan struct{})
 	go func() { // waited for in the Cleanup
 		defer close(served)
