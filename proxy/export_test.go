@@ -13,3 +13,8 @@ func SetPingTimeouts(t testing.TB, send, ping time.Duration) {
 	sendPingTimeout, pingTimeout = send, ping
 	t.Cleanup(func() { sendPingTimeout, pingTimeout = oldSend, oldPing })
 }
+
+// UseStdTransport makes proxies built from now on send to http:// backends
+// through http.Transport rather than proxy/h1. TestMain calls it before any
+// test runs.
+func UseStdTransport() { stdTransport = true }

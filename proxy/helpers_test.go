@@ -2,11 +2,14 @@ package proxy_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,7 +23,37 @@ import (
 	"github.com/switchyard-proxy/switchyard/proxy"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// stdTransportEnv, when set, runs the tests with http.Transport for plain
+// HTTP/1.1 backends instead of proxy/h1.
+const stdTransportEnv = "SWITCHYARD_TEST_STD_TRANSPORT"
+
+// TestMain runs every test twice: with proxy/h1, the transport the proxy
+// uses for http:// backends, then, in a second run of the test binary, with
+// http.Transport, which it used before; so that every backend behaviour the
+// suite checks holds for both. goleak checks each run.
+func TestMain(m *testing.M) {
+	second := os.Getenv(stdTransportEnv) != ""
+	if second {
+		proxy.UseStdTransport()
+	}
+	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: errors on successful test run: %v\n", err)
+			code = 1
+		}
+	}
+	if code == 0 && !second {
+		cmd := exec.Command(os.Args[0], os.Args[1:]...)
+		cmd.Env = append(os.Environ(), stdTransportEnv+"=1")
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "the tests with http.Transport for http:// backends (%s=1) failed: %v\n", stdTransportEnv, err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
 
 // fixture is a running pool, the proxy over it behind a real listener, and
 // a client with its own connections.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/switchyard-proxy/switchyard/actor"
 	"github.com/switchyard-proxy/switchyard/pool"
+	"github.com/switchyard-proxy/switchyard/proxy/h1"
 )
 
 // Pool is what the proxy needs from the backend pool. *pool.Pool
@@ -150,12 +151,25 @@ type settings struct {
 // golang/go#81656): plain HTTP/1.1, TLS (HTTP/2 when the backend offers it,
 // verified against the system's roots or BackendCAs), and h2c (HTTP/2
 // without TLS, as gRPC servers speak it).
+//
+// Plain HTTP/1.1, the common case, goes through proxy/h1, which does each
+// exchange on the handler's goroutine: http.Transport's two goroutines per
+// connection, and the channel handoffs between them and the handler, were
+// the largest part of the proxy's own CPU per request (see the README's
+// Performance section). The others keep http.Transport, which HTTP/2 needs.
 type transports struct {
-	plain, tls, h2c *http.Transport
+	plain    roundTripper
+	tls, h2c *http.Transport
+}
+
+// A roundTripper is a transport whose idle connections can be closed.
+type roundTripper interface {
+	http.RoundTripper
+	CloseIdleConnections()
 }
 
 // forScheme returns the transport for a backend URL's scheme.
-func (t transports) forScheme(scheme string) *http.Transport {
+func (t transports) forScheme(scheme string) http.RoundTripper {
 	switch scheme {
 	case "https":
 		return t.tls
@@ -166,7 +180,7 @@ func (t transports) forScheme(scheme string) *http.Transport {
 }
 
 func (t transports) closeIdle() {
-	for _, tr := range []*http.Transport{t.plain, t.tls, t.h2c} {
+	for _, tr := range []roundTripper{t.plain, t.tls, t.h2c} {
 		tr.CloseIdleConnections()
 	}
 }
@@ -206,6 +220,10 @@ var (
 	pingTimeout     = 5 * time.Second
 )
 
+// stdTransport makes plain HTTP/1.1 backends go through http.Transport, as
+// before proxy/h1: the tests run once with each (see TestMain).
+var stdTransport = false
+
 // newTransports builds the transports for cfg.
 func newTransports(cfg Config) transports {
 	build := func(protocols func(*http.Protocols)) *http.Transport {
@@ -232,9 +250,18 @@ func newTransports(cfg Config) transports {
 		return tr
 	}
 	t := transports{
-		plain: build(func(p *http.Protocols) { p.SetHTTP1(true) }),
-		tls:   build(func(p *http.Protocols) { p.SetHTTP1(true); p.SetHTTP2(true) }),
-		h2c:   build(func(p *http.Protocols) { p.SetUnencryptedHTTP2(true) }),
+		plain: &h1.Transport{
+			DialTimeout:            cfg.DialTimeout,
+			IdleConnTimeout:        cfg.IdleConnTimeout,
+			MaxIdleConnsPerHost:    cfg.MaxIdleConnsPerHost,
+			MaxResponseHeaderBytes: cfg.MaxResponseHeaderBytes,
+			ExpectContinueTimeout:  time.Second,
+		},
+		tls: build(func(p *http.Protocols) { p.SetHTTP1(true); p.SetHTTP2(true) }),
+		h2c: build(func(p *http.Protocols) { p.SetUnencryptedHTTP2(true) }),
+	}
+	if stdTransport {
+		t.plain = build(func(p *http.Protocols) { p.SetHTTP1(true) })
 	}
 	t.tls.TLSClientConfig = &tls.Config{RootCAs: cfg.BackendCAs, MinVersion: tls.VersionTLS12}
 	return t
