@@ -219,7 +219,9 @@ fi
 # the backends' CPU, and leaves its report in FILE.
 load() {
   case $scenario in
-    h2) taskset -c 1 h2load -c"$conns" -m"$streams" -D"$2" --log-file="$work/h2load.log" "$(url "$1")" >"$3" ;;
+    h2) # h2load appends to its log: start each run on a new one.
+      rm -f "$work/h2load.log"
+      taskset -c 1 h2load -c"$conns" -m"$streams" -D"$2" --log-file="$work/h2load.log" "$(url "$1")" >"$3" ;;
     tls-handshakes) taskset -c 1 "$work/handshake" -addr "127.0.0.1:${tport[$1]}" -c "$conns" -d "$2s" >"$3" 2>>"$work/handshake.log" ;;
     *) taskset -c 1 wrk -t1 -c"$conns" -d"$2s" --latency "$(url "$1")" >"$3" ;;
   esac
