@@ -3,10 +3,18 @@
 // is. It has no pool owner, no health checks, no retries and no counters: what
 // the proxy costs beyond this is the cost of those.
 //
+// With -tls-addr, -cert and -key it also serves HTTPS there, HTTP/2 and
+// HTTP/1.1 by ALPN, as net/http does by itself for a TLS server: the
+// yardstick for the proxy's TLS port.
+//
 //	go run ./bench/baseline -addr 127.0.0.1:19010 -backends http://127.0.0.1:19001,http://127.0.0.1:19002
+//
+// Goroutines: one per server; main waits for the first of them to fail and
+// exits, which ends the other (it runs until then, or until it is killed).
 package main
 
 import (
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"net"
@@ -22,7 +30,14 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:19010", "listen address")
 	backends := flag.String("backends", "http://127.0.0.1:19001", "comma-separated backend URLs")
+	tlsAddr := flag.String("tls-addr", "", "HTTPS listen address (off when empty)")
+	certFile := flag.String("cert", "", "PEM certificate chain for -tls-addr")
+	keyFile := flag.String("key", "", "PEM key for -tls-addr")
 	flag.Parse()
+	if *tlsAddr != "" && (*certFile == "" || *keyFile == "") {
+		fmt.Fprintln(os.Stderr, "baseline: -tls-addr needs -cert and -key")
+		os.Exit(2)
+	}
 
 	var targets []*url.URL
 	for _, raw := range strings.Split(*backends, ",") {
@@ -47,7 +62,18 @@ func main() {
 			DisableCompression:  true,
 		},
 	}
-	srv := &http.Server{Addr: *addr, Handler: rp, ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintln(os.Stderr, "baseline:", srv.ListenAndServe())
+	failed := make(chan error, 2)
+	go func() { // main waits for its error on failed
+		srv := &http.Server{Addr: *addr, Handler: rp, ReadHeaderTimeout: 10 * time.Second}
+		failed <- srv.ListenAndServe()
+	}()
+	if *tlsAddr != "" {
+		go func() { // main waits for its error on failed
+			srv := &http.Server{Addr: *tlsAddr, Handler: rp, ReadHeaderTimeout: 10 * time.Second,
+				TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12}}
+			failed <- srv.ListenAndServeTLS(*certFile, *keyFile)
+		}()
+	}
+	fmt.Fprintln(os.Stderr, "baseline:", <-failed)
 	os.Exit(1)
 }
