@@ -3,10 +3,14 @@
 # httputil.ReverseProxy (the baseline), nginx and HAProxy, and against going
 # straight to a backend.
 #
-#   bench/run.sh [-s scenario] [-d seconds] [-r rounds] [-o dir] [-m]
+#   bench/run.sh [-s scenario] [-d seconds] [-r rounds] [-o dir] [-m] [-x binary]
 #
 # -m adds two builds of this proxy to compare: with metrics off
 # (sy-nometrics) and with the access log written to a file (sy-accesslog).
+# -x adds another build of the proxy (sy-x), such as one of an earlier
+# commit, to measure a change side by side in one run:
+#   git worktree add /tmp/before HEAD~1 && (cd /tmp/before && go build -o /tmp/proxy-before ./cmd/proxy)
+#   bench/run.sh -x /tmp/proxy-before
 #
 # scenarios:
 #   c64             64 keep-alive connections (default)
@@ -36,15 +40,16 @@
 # Everything started is stopped on exit, also on Ctrl-C.
 set -euo pipefail
 
-scenario=c64 duration=8 rounds=3 out="" variants=""
-while getopts "s:d:r:o:mh" opt; do
+scenario=c64 duration=8 rounds=3 out="" variants="" other=""
+while getopts "s:d:r:o:mx:h" opt; do
   case $opt in
     s) scenario=$OPTARG ;;
     d) duration=$OPTARG ;;
     r) rounds=$OPTARG ;;
     o) out=$OPTARG ;;
     m) variants=1 ;;
-    *) sed -n '2,36p' "$0"; exit 2 ;;
+    x) other=$(realpath "$OPTARG") ;;
+    *) sed -n '2,40p' "$0"; exit 2 ;;
   esac
 done
 tls="" streams=1 unit=req
@@ -98,10 +103,10 @@ echo "building" >&2
 
 b1=127.0.0.1:19001 b2=127.0.0.1:19002 b3=127.0.0.1:19003
 declare -A port=([direct]=19001 [baseline]=19010 [switchyard]=19011 [nginx]=19013 [haproxy]=19014
-  [sy-nometrics]=19021 [sy-accesslog]=19023)
+  [sy-nometrics]=19021 [sy-accesslog]=19023 [sy-x]=19025)
 # The TLS port of each target, in the TLS scenarios.
 declare -A tport=([baseline]=19030 [switchyard]=19031 [nginx]=19033 [haproxy]=19034
-  [sy-nometrics]=19041 [sy-accesslog]=19043)
+  [sy-nometrics]=19041 [sy-accesslog]=19043 [sy-x]=19045)
 declare -A pid
 
 # url TARGET is where the load goes.
@@ -126,8 +131,8 @@ wait_url() {
 
 # Measure only what this script starts: a port already taken would be
 # someone else's server.
-for p in 19001 19002 19003 19010 19011 19012 19013 19014 19021 19022 19023 19024 19030 19031 19033 19034 \
-  19041 19043; do
+for p in 19001 19002 19003 19010 19011 19012 19013 19014 19021 19022 19023 19024 19025 19026 19030 19031 \
+  19033 19034 19041 19043 19045; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
     echo "run.sh: port $p is already in use; stop whatever listens there" >&2
     exit 1
@@ -169,6 +174,10 @@ if [ -n "$variants" ]; then
   config sy-accesslog 19024 "\"access_log\": \"$work/access.log\"," >"$work/accesslog.json"
   start sy-accesslog taskset -c 0 "$work/proxy" -config "$work/accesslog.json" -log-level warn
 fi
+if [ -n "$other" ]; then
+  config sy-x 19026 "" >"$work/other.json"
+  start sy-x taskset -c 0 "$other" -config "$work/other.json" -log-level warn
+fi
 
 for f in nginx.conf haproxy.cfg; do
   keep_tls=(-e '/# tls$/d')
@@ -182,6 +191,7 @@ start haproxy taskset -c 0 haproxy -f "$work/haproxy.cfg"
 targets=(direct baseline switchyard nginx haproxy)
 [ -z "$tls" ] || targets=(baseline switchyard nginx haproxy)
 [ -z "$variants" ] || targets+=(sy-nometrics sy-accesslog)
+[ -z "$other" ] || targets+=(sy-x)
 for t in "${targets[@]}"; do wait_url "$(url "$t")"; done
 
 # procs NAME: the PIDs whose CPU and memory count for a target (nginx's

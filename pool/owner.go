@@ -34,6 +34,10 @@ type owner struct {
 	// ring is the Hash strategy's table, nil when it must be built anew.
 	ring *ring
 	rng  *rand.Rand
+	// pickView is the view chooseIn hands the strategy, kept here because
+	// a view passed through the selector's function value escapes: one
+	// allocation per pick saved.
+	pickView view
 
 	// queue holds the requests waiting for a backend slot, oldest first.
 	queue []waiter
@@ -239,8 +243,9 @@ func (o *owner) choose(req PickRequest) (*member, error) {
 }
 
 func (o *owner) chooseIn(req PickRequest, md mode) *member {
-	v := o.view(req, md, false)
-	i := o.sel(&v)
+	o.pickView = o.view(req, md, false)
+	i := o.sel(&o.pickView)
+	o.pickView = view{} // keep no request's Skip list alive
 	if i < 0 {
 		return nil
 	}

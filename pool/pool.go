@@ -421,7 +421,11 @@ func (p *Pool) MarkDown(ctx context.Context, b *Backend, reason string) error {
 // response headers). It counts on b's atomics; it sends the owner a message
 // only when b reaches Passive.ConsecutiveFailures in a row (to eject it) or
 // serves its first success after an ejection (to end the run of
-// ejections). Without passive health it does nothing.
+// ejections). Without passive health it does nothing. ctx's cancellation is
+// ignored: an outcome is a fact about b, and a client that has gone since
+// does not unmake it. (The request path passes its request's context as it
+// is; detaching it only when a message is sent saves an allocation per
+// request.)
 func (p *Pool) ReportOutcome(ctx context.Context, b *Backend, status int, transportFailure bool) error {
 	pol := b.shared.passive.Load()
 	if pol == nil {
@@ -433,7 +437,7 @@ func (p *Pool) ReportOutcome(ctx context.Context, b *Backend, status int, transp
 			if !transportFailure {
 				reason = fmt.Sprintf("passive health: %d failures in a row, the last status %d", n, status)
 			}
-			return p.mb.Send(ctx, ejectMsg{b: b, reason: reason})
+			return p.mb.Send(context.WithoutCancel(ctx), ejectMsg{b: b, reason: reason})
 		}
 		return nil
 	}
@@ -441,7 +445,7 @@ func (p *Pool) ReportOutcome(ctx context.Context, b *Backend, status int, transp
 		b.consecutiveFailures.Store(0)
 	}
 	if b.probation.Load() && b.probation.CompareAndSwap(true, false) {
-		return p.mb.Send(ctx, recoveredMsg{b: b})
+		return p.mb.Send(context.WithoutCancel(ctx), recoveredMsg{b: b})
 	}
 	return nil
 }

@@ -105,7 +105,7 @@ func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 		if st.client.Err() == nil {
 			// A failure before the response headers counts against the
 			// backend for passive health, unless the client left first.
-			_ = p.pool.ReportOutcome(context.WithoutCancel(ctx), b, 0, true)
+			_ = p.pool.ReportOutcome(ctx, b, 0, true)
 		}
 		if dialFailed && ctx.Err() == nil {
 			// The backend refused or could not be reached: take it out of
@@ -237,7 +237,7 @@ func (t *retrier) attempt(req *http.Request, st *requestState, b *pool.Backend, 
 	}
 	st.serving = b
 	b.CountResponse(res.StatusCode)
-	_ = t.proxy.pool.ReportOutcome(context.WithoutCancel(req.Context()), b, res.StatusCode, false)
+	_ = t.proxy.pool.ReportOutcome(req.Context(), b, res.StatusCode, false)
 	if c := stickyCookie(b, st); c != nil {
 		res.Header.Add("Set-Cookie", c.String())
 	}

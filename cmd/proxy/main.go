@@ -151,6 +151,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
+	// Under a container's memory limit, a soft limit below it (memlimit.go).
+	if limit, ok := cgroupMemoryLimit(os.DirFS("/")); ok && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(softMemoryLimit(limit))
+	}
 
 	// Every part that checks its configuration is built, and every port
 	// bound, before anything serves, so that a busy port stops the program

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -486,7 +488,8 @@ func (p *program) logStarted() {
 		"strategy", string(p.cfg.Strategy),
 		"backends", backendURLs(p.cfg.Backends),
 		"health_check_frequency", p.cfg.HealthCheckFrequency.String(),
-		"fd_limit", fdLimit())
+		"fd_limit", fdLimit(),
+		"memory_limit", memoryLimit())
 	if len(p.demoServers) > 0 {
 		printDemo(p.stdout, p.lns, p.cfg.AdminToken != "")
 	}
@@ -498,6 +501,15 @@ func backendURLs(specs []pool.Spec) []string {
 		urls[i] = s.URL
 	}
 	return urls
+}
+
+// memoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT, or 90% of
+// the cgroup's), or "none".
+func memoryLimit() string {
+	if n := debug.SetMemoryLimit(-1); n != math.MaxInt64 {
+		return strconv.FormatInt(n>>20, 10) + "MiB"
+	}
+	return "none"
 }
 
 // fdLimit is the number of files the process may open. Go raises the soft
