@@ -136,6 +136,9 @@ func roundRobin(v *view) int {
 // a a b a c a a). Members that may not be chosen sit out, as nginx's down
 // peers do.
 func smoothWeighted(v *view) int {
+	if v.plain() {
+		return smoothWeightedPlain(v.members)
+	}
 	best := -1
 	var total int64
 	for i, m := range v.members {
@@ -155,6 +158,38 @@ func smoothWeighted(v *view) int {
 	return best
 }
 
+// plain reports whether the pick is the common one: a new request, with
+// nothing to skip, no limit on backends and no slow start under way. Then
+// the strategies' passes over the members reduce to one boolean and the
+// members' own fields, which keeps a pass over a thousand members within a
+// few microseconds.
+func (v *view) plain() bool {
+	return v.md == modeNew && len(v.req.Skip) == 0 && v.limit <= 0 && v.now.IsZero()
+}
+
+// smoothWeightedPlain is smoothWeighted for a plain pick: the same choice,
+// without the per-member checks that cannot apply.
+func smoothWeightedPlain(members []*member) int {
+	best, bestCurrent := -1, int64(0)
+	var total int64
+	for i, m := range members {
+		if !m.takesNew {
+			continue
+		}
+		w := m.fullWeight()
+		c := m.current + w
+		m.current = c
+		total += w
+		if best < 0 || c > bestCurrent {
+			best, bestCurrent = i, c
+		}
+	}
+	if best >= 0 {
+		members[best].current -= total
+	}
+	return best
+}
+
 // lighter reports whether a has less in flight per unit of weight than b,
 // comparing a/wa with b/wb without dividing.
 func (v *view) lighter(a, b *member) bool {
@@ -166,6 +201,9 @@ func (v *view) lighter(a, b *member) bool {
 // breaks ties by rotation, so that requests arriving one at a time, with
 // nothing in flight, still spread over every backend.
 func leastConnections(v *view) int {
+	if v.uniform && v.plain() {
+		return leastConnectionsPlain(v.members, v.cursor)
+	}
 	n := len(v.members)
 	best, bestLoad := -1, int64(0)
 	for k := range n {
@@ -185,6 +223,28 @@ func leastConnections(v *view) int {
 			best = i
 		}
 	}
+	return best
+}
+
+// leastConnectionsPlain is leastConnections for a plain pick among equal
+// weights.
+func leastConnectionsPlain(members []*member, cursor int) int {
+	best, bestLoad := -1, int64(0)
+	scan := func(from, to int) {
+		for i := from; i < to; i++ {
+			m := members[i]
+			if !m.takesNew {
+				continue
+			}
+			if load := m.b.InFlight(); best < 0 || load < bestLoad {
+				best, bestLoad = i, load
+			}
+		}
+	}
+	// From the cursor to the end, then from the start: the first of equals
+	// after the cursor wins, as in leastConnections.
+	scan(cursor, len(members))
+	scan(0, min(cursor, len(members)))
 	return best
 }
 

@@ -220,3 +220,34 @@ func TestParseStrategy(t *testing.T) {
 		assert.ErrorIs(t, err, ErrUnknownStrategy, s)
 	}
 }
+
+// The plain passes (a new request, nothing skipped, no limit, no slow
+// start) choose exactly as the general ones: the same members, in the same
+// order, over random pools and many picks. A Skip of a backend outside the
+// pool sends a view down the general path without changing its choice.
+func TestPlainPassesChooseAsTheGeneralOnes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	outside := testMembers("u0")[0].b
+	for round := range 200 {
+		n := 1 + rng.IntN(40)
+		spec := make([]string, n)
+		for i := range spec {
+			state := "u"
+			if rng.IntN(4) == 0 {
+				state = "d"
+			}
+			spec[i] = fmt.Sprintf("%s%dw%d", state, rng.IntN(5), 1+rng.IntN(3*(round%2)+1))
+		}
+		plain, general := testMembers(spec...), testMembers(spec...)
+		for pick := range 3 * n {
+			cursor := pick % n
+			pv, gv := testView(plain, cursor, nil), testView(general, cursor, []*Backend{outside})
+			require.True(t, pv.plain())
+			require.False(t, gv.plain())
+			assert.Equal(t, smoothWeighted(gv), smoothWeighted(pv), "round %d pick %d %v", round, pick, spec)
+			if pv.uniform {
+				assert.Equal(t, leastConnections(gv), leastConnections(pv), "round %d pick %d %v", round, pick, spec)
+			}
+		}
+	}
+}
