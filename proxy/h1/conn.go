@@ -59,6 +59,7 @@ type conn struct {
 }
 
 func newConn(nc net.Conn, hp *hostPool) *conn {
+	hp.live.Add(1)
 	c := &conn{nc: nc, hp: hp, writeDone: make(chan error, 1)}
 	c.br = bufio.NewReaderSize(c, readBufferSize)
 	c.bw = bufio.NewWriterSize(c, writeBufferSize)
@@ -105,6 +106,9 @@ func (c *conn) close() {
 	if c.closed.CompareAndSwap(false, true) {
 		c.idle.Stop()
 		c.nc.Close()
+		if c.hp.live.Add(-1) == 0 && c.hp.forget != nil {
+			c.hp.forget()
+		}
 	}
 }
 

@@ -35,6 +35,15 @@ type hostPool struct {
 	// ever kept and a reserving put always finds a free slot. get reads it to
 	// skip the scan when there is nothing idle.
 	n atomic.Int64
+	// live counts the connections open, idle or in use. When the last one
+	// closes, forget takes the pool out of the Transport's map, so that the
+	// map does not keep a pool for every address ever seen (backends come
+	// and go with discovery). A request that had already found the pool
+	// may still open a connection in it; that connection is used, kept
+	// idle and closed by its timer as any other, only not found again by a
+	// later request, which makes a new pool.
+	live   atomic.Int64
+	forget func() // nil in tests that build a pool alone
 }
 
 func newHostPool(addr string, maxIdle int, idleTimeout time.Duration) *hostPool {

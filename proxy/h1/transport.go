@@ -91,7 +91,7 @@ type Transport struct {
 	once  sync.Once
 	s     settings
 	err   error    // from Validate, returned by every RoundTrip
-	pools sync.Map // host:port -> *hostPool, never removed (one per backend)
+	pools sync.Map // host:port -> *hostPool, while it has a connection open
 }
 
 // settings are the Transport's fields with defaults filled in, read once.
@@ -259,7 +259,9 @@ func (t *Transport) hostPool(addr string, s *settings) *hostPool {
 	if p, ok := t.pools.Load(addr); ok {
 		return p.(*hostPool)
 	}
-	p, _ := t.pools.LoadOrStore(addr, newHostPool(addr, s.maxIdle, s.idleTimeout))
+	hp := newHostPool(addr, s.maxIdle, s.idleTimeout)
+	hp.forget = func() { t.pools.CompareAndDelete(addr, hp) }
+	p, _ := t.pools.LoadOrStore(addr, hp)
 	return p.(*hostPool)
 }
 

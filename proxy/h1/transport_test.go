@@ -232,3 +232,22 @@ func TestPoolSlots(t *testing.T) {
 type nopConn struct{ net.Conn }
 
 func (nopConn) Close() error { return nil }
+
+// A backend address's pool lives while it has connections: once the last
+// one closes, the Transport forgets it, so that the addresses of backends
+// long gone (discovery, scaling) are not kept for ever.
+func TestPoolIsForgottenWithItsLastConnection(t *testing.T) {
+	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "abc") })
+	tr := &Transport{}
+	defer tr.CloseIdleConnections()
+	readAll(t, get(t, tr, be.URL))
+	readAll(t, get(t, tr, be.URL))
+	_, ok := tr.pools.Load(be.Listener.Addr().String())
+	require.True(t, ok, "kept while a connection is idle in it")
+	tr.CloseIdleConnections()
+	_, ok = tr.pools.Load(be.Listener.Addr().String())
+	assert.False(t, ok, "forgotten with its last connection")
+	readAll(t, get(t, tr, be.URL))
+	assert.Equal(t, int64(1), tr.pool(be).live.Load(), "and made again when needed")
+	assert.Equal(t, int64(2), be.opened.Load())
+}
