@@ -16,6 +16,11 @@
 //     next request. The RFC says the framing is faulty and to close; the
 //     verdict is Reject.
 //
+// And one of RFC 9112 section 2.2: after a POST, net/http drops up to four
+// CR or LF bytes before the next request line, a bare CR among them too. A
+// front end that does not drop it reads a different request line, so the
+// request after a bare CR there gets Reject.
+//
 // A Listener wraps the server's listener. Each connection it accepts feeds
 // the bytes the server reads, as they pass, to a framer that splits the
 // stream into requests exactly as net/http does (heads up to the empty

@@ -34,6 +34,12 @@ type framer struct {
 	skip int
 	// post says the message being framed is a POST (net/http's lastMethod).
 	post bool
+	// cr says the last byte skipped was a CR, so the next must be an LF;
+	// bareCR says one was not. net/http drops a bare CR there like any
+	// other, but a front end that does not drop it reads a different
+	// request line (RFC 9112 section 2.2 makes a bare CR invalid), so the
+	// request that follows is rejected rather than served.
+	cr, bareCR bool
 	// hdr is the head so far when it spans reads; a head that arrives in one
 	// read is scanned in place.
 	hdr  []byte
@@ -110,6 +116,7 @@ func (f *framer) endMessage() {
 		f.skip = 4
 	}
 	f.post = false
+	f.cr, f.bareCR = false, false
 	f.scan = headScan{}
 }
 
@@ -119,6 +126,8 @@ func (f *framer) feedHead(p []byte, limit int) int {
 	k := 0
 	if len(f.hdr) == 0 {
 		for f.skip > 0 && k < len(p) && (p[k] == '\r' || p[k] == '\n') {
+			f.bareCR = f.bareCR || f.cr && p[k] == '\r'
+			f.cr = p[k] == '\r'
 			k++
 			f.skip--
 		}
@@ -127,6 +136,8 @@ func (f *framer) feedHead(p []byte, limit int) int {
 		}
 		f.skip = 0
 		q := p[k:]
+		f.bareCR = f.bareCR || f.cr && q[0] != '\n'
+		f.cr = false
 		if end := f.scan.find(q); end >= 0 && end <= limit {
 			f.onHead(q[:end]) // the common case: the whole head in one read
 			return k + end
@@ -260,6 +271,10 @@ func (f *framer) onHead(h []byte) {
 // judge records head's verdict.
 func (f *framer) judge(h, line []byte, v Verdict) {
 	f.judged = true
+	if f.bareCR {
+		v = Verdict{Action: Reject, Reason: reasonBareCR}
+		f.bareCR = false
+	}
 	if f.trace != nil {
 		f.trace(h, v)
 	}

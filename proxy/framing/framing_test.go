@@ -114,6 +114,12 @@ var framingCases = []struct {
 		status: []string{"200", "200"},
 	},
 	{
+		name:   "POST followed by a bare CR: net/http drops it, a front end may not",
+		stream: "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi\rGET /b HTTP/1.1\r\nHost: x\r\n\r\n" + smuggled,
+		want:   []seen{{"POST", "/a", "HTTP/1.1", Pass}, {"GET", "/b", "HTTP/1.1", Reject}},
+		status: []string{"200", "400"},
+	},
+	{
 		name:   "GET followed by a CRLF: net/http refuses the empty request line",
 		stream: "GET /a HTTP/1.1\r\nHost: x\r\n\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n",
 		want:   []seen{{"GET", "/a", "HTTP/1.1", Pass}},

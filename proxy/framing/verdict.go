@@ -53,6 +53,7 @@ const (
 	reasonBadContentLength = "framing: invalid or conflicting Content-Length"
 	reasonMalformedHead    = "framing: malformed request head"
 	reasonHeadTooLarge     = "framing: request head too large"
+	reasonBareCR           = "framing: a bare CR before the request line (RFC 9112 section 2.2)"
 )
 
 // Next returns the verdict for r. An HTTP handler serving from a Listener
