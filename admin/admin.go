@@ -286,11 +286,25 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 		h.poolError(w, r, err)
 		return
 	}
-	var info Info
-	if h.info != nil {
-		info = h.info()
+	writeJSON(w, http.StatusOK, newStatusResponse(st, h.currentInfo()))
+}
+
+// currentInfo is what the program adds to the pool's status, or nothing.
+func (h *Handler) currentInfo() Info {
+	if h.info == nil {
+		return Info{}
 	}
-	writeJSON(w, http.StatusOK, newStatusResponse(st, info))
+	return h.info()
+}
+
+// backendStatus is b as the admin API shows it: a discovered backend's
+// source by name, as in /status.
+func (h *Handler) backendStatus(b pool.BackendStatus) BackendStatus {
+	bs := newBackendStatus(b)
+	if name, ok := sourceNames(h.currentInfo().Sources)[b.Source]; ok {
+		bs.Source = name
+	}
+	return bs
 }
 
 // mutation is the context for a call that changes the pool. It is not
@@ -341,7 +355,7 @@ func (h *Handler) add(w http.ResponseWriter, r *http.Request) {
 		// Not found means another request removed it meanwhile: answer
 		// with the status it was added with, which is what this one did.
 	}
-	writeJSON(w, http.StatusCreated, newBackendStatus(st))
+	writeJSON(w, http.StatusCreated, h.backendStatus(st))
 }
 
 func (h *Handler) remove(w http.ResponseWriter, r *http.Request) {
@@ -356,7 +370,7 @@ func (h *Handler) remove(w http.ResponseWriter, r *http.Request) {
 	}
 	h.log.Info("admin: backend removed", "backend", st.URL, "state", string(st.State),
 		"in_flight", st.InFlight, "remote", r.RemoteAddr)
-	writeJSON(w, http.StatusOK, newBackendStatus(st))
+	writeJSON(w, http.StatusOK, h.backendStatus(st))
 }
 
 // update is PATCH /backends: the weight, the admin state, or both at once.
@@ -385,7 +399,7 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
 	}
 	h.log.Info("admin: backend changed", "backend", st.URL, "weight", st.Weight,
 		"admin_state", string(st.AdminState), "remote", r.RemoteAddr)
-	writeJSON(w, http.StatusOK, newBackendStatus(st))
+	writeJSON(w, http.StatusOK, h.backendStatus(st))
 }
 
 // reload is POST /reload. Like a change to the pool, once asked for it is

@@ -158,10 +158,7 @@ func newStatusResponse(st pool.Status, info Info) StatusResponse {
 			MaxEjectedPercent: ph.MaxEjectedPercent}
 	}
 	out.Sources = append([]SourceStatus{}, info.Sources...)
-	names := make(map[string]string, len(info.Sources))
-	for _, src := range info.Sources {
-		names[src.ID] = src.Name
-	}
+	names := sourceNames(info.Sources)
 	for _, b := range st.Backends {
 		bs := newBackendStatus(b)
 		if name, ok := names[b.Source]; ok {
@@ -170,6 +167,16 @@ func newStatusResponse(st pool.Status, info Info) StatusResponse {
 		out.Backends = append(out.Backends, bs)
 	}
 	return out
+}
+
+// sourceNames maps each source's id (what pool.BackendStatus.Source holds)
+// to its name.
+func sourceNames(sources []SourceStatus) map[string]string {
+	names := make(map[string]string, len(sources))
+	for _, src := range sources {
+		names[src.ID] = src.Name
+	}
+	return names
 }
 
 func newBackendStatus(b pool.BackendStatus) BackendStatus {

@@ -121,8 +121,11 @@ func (c *control) run(ctx context.Context) error {
 			}
 		case <-c.hup:
 			// SIGHUP is also what logrotate sends: reopen the access log
-			// whatever the reload says.
-			if _, err := c.reload(ctx, "SIGHUP"); err == nil {
+			// whatever the reload says, unless the reload has just opened
+			// it anew (it moved it elsewhere).
+			before := c.accessOut.f
+			_, _ = c.reload(ctx, "SIGHUP") // logged and counted by reload
+			if c.accessOut.f == before {
 				c.reopenAccessLog()
 			}
 		case <-ctx.Done():
@@ -178,47 +181,60 @@ func (c *control) tryReload(ctx context.Context) (admin.ReloadResult, error) {
 	if err != nil {
 		return admin.ReloadResult{}, &admin.ReloadError{Problems: splitLines(err)}
 	}
+	// fields becomes the file as last loaded, but with the values in force
+	// of what the reload leaves as it was: a later reload compares with
+	// what runs, and says again what still takes a restart.
 	fields := fileFields(data)
 	res := admin.ReloadResult{Added: []string{}, Removed: []string{}, Changed: []string{},
 		RestartNeeded: []string{}, SettingsChanged: []string{}}
 	for _, f := range changedFields(c.fields, fields) {
 		if f == "tls" {
+			restart := len(res.RestartNeeded)
 			res.RestartNeeded, res.SettingsChanged = tlsChange(c.cfg.TLS, cfg.TLS, res.RestartNeeded, res.SettingsChanged)
+			if len(res.RestartNeeded) > restart {
+				fields[f] = c.fields[f]
+			}
 			continue
 		}
-		if slices.Contains(restartFields, f) {
+		if i := restartField(f); i >= 0 {
 			res.RestartNeeded = append(res.RestartNeeded, f)
+			restartFields[i].keep(&cfg, &c.cfg)
+			fields[f] = c.fields[f]
 		} else {
 			res.SettingsChanged = append(res.SettingsChanged, f)
 		}
 	}
+	// The discovery sources are part of "backends": their lookups were
+	// started at start-up.
 	if !slices.Equal(cfg.Sources, c.cfg.Sources) {
 		res.RestartNeeded = append(res.RestartNeeded, sourcesField)
+		cfg.Sources = c.cfg.Sources
 	}
-	// What needs new sockets, or restarted parts, stays as it is.
-	cfg.Port, cfg.AdminAddr, cfg.Metrics, cfg.Pprof = c.cfg.Port, c.cfg.AdminAddr, c.cfg.Metrics, c.cfg.Pprof
-	cfg.Sources, cfg.DNSResolver, cfg.DNSRefresh = c.cfg.Sources, c.cfg.DNSResolver, c.cfg.DNSRefresh
-	cfg.H2C = c.cfg.H2C
 	cfg.TLS = keepTLSPort(c.cfg.TLS, cfg.TLS)
 
-	// Everything that can fail is done before anything changes.
+	// Everything that can fail is done before anything changes. (The
+	// parts below check their config again; loadConfig has checked it
+	// already, so their refusal would be a bug, and is reported as one.)
 	out := c.accessOut
 	if cfg.AccessLog != c.cfg.AccessLog {
 		if out, err = openAccessLog(cfg.AccessLog, c.prog.stdout); err != nil {
 			return res, &admin.ReloadError{Problems: []string{"access_log: " + err.Error()}}
 		}
 	}
+	var running []statefile.Backend // the running set before, when there is a state file
+	fail := func(err error) (admin.ReloadResult, error) {
+		if out != c.accessOut {
+			out.Close()
+		}
+		return res, err
+	}
 	diff := diffBackends(c.fileBackends, cfg.Backends)
 	if cfg.StateFile != "" {
-		running, err := c.running(ctx)
-		if err == nil {
-			err = c.writeState(cfg.StateFile, cfg.Backends, diff.apply(running))
+		if running, err = c.running(ctx); err != nil {
+			return fail(err)
 		}
-		if err != nil {
-			if out != c.accessOut {
-				out.Close()
-			}
-			return res, err
+		if err := c.writeState(cfg.StateFile, cfg.Backends, diff.apply(running)); err != nil {
+			return fail(err)
 		}
 	}
 
@@ -226,16 +242,19 @@ func (c *control) tryReload(ctx context.Context) (admin.ReloadResult, error) {
 	pc := poolConfig(cfg, c.prog.log)
 	applied, err := c.prog.pool.Apply(ctx, diff.delta(&pc))
 	if err != nil {
-		return res, fmt.Errorf("the pool refused the new config: %w", err)
+		if cfg.StateFile != "" {
+			_ = c.writeState(cfg.StateFile, c.fileBackends, running) // the pool did not change; logged if it fails
+		}
+		return fail(fmt.Errorf("the pool refused the new config: %w", err))
 	}
 	if err := c.prog.proxy.Reconfigure(c.prog.proxyConfig(cfg)); err != nil {
-		return res, fmt.Errorf("the proxy refused the new config: %w", err)
+		return fail(fmt.Errorf("the proxy refused the new config: %w", err))
 	}
 	if err := c.prog.checker.Reconfigure(healthConfig(cfg, c.prog.log)); err != nil {
-		return res, fmt.Errorf("the health checker refused the new config: %w", err)
+		return fail(fmt.Errorf("the health checker refused the new config: %w", err))
 	}
 	if err := c.prog.lns.setGuards(cfg); err != nil {
-		return res, fmt.Errorf("the connection guard refused the new config: %w", err)
+		return fail(fmt.Errorf("the connection guard refused the new config: %w", err))
 	}
 	c.applyTLS(cfg)
 	if out != c.accessOut {
@@ -336,20 +355,30 @@ func (c *control) writeState(path string, configBackends []pool.Spec, running []
 }
 
 // mutate makes an admin change: with a state file, the predicted running set
-// is written first, and the change made only if that worked.
+// is written first, and the change made only if that worked. A change the
+// pool then refuses (a weight out of range, a URL it already has) changed
+// nothing, so the file is put back to the running set.
 func (c *control) mutate(ctx context.Context, m mutateMsg) error {
-	if path := c.cfg.StateFile; path != "" {
-		running, err := c.running(ctx)
-		if err != nil {
-			return err
-		}
-		if next := m.predict(running); !slices.Equal(next, running) {
-			if err := c.writeState(path, c.fileBackends, next); err != nil {
-				return err
-			}
-		}
+	path := c.cfg.StateFile
+	if path == "" {
+		return m.apply(ctx)
 	}
-	return m.apply(ctx)
+	running, err := c.running(ctx)
+	if err != nil {
+		return err
+	}
+	next := m.predict(running)
+	if slices.Equal(next, running) {
+		return m.apply(ctx)
+	}
+	if err := c.writeState(path, c.fileBackends, next); err != nil {
+		return err
+	}
+	err = m.apply(ctx)
+	if err != nil {
+		_ = c.writeState(path, c.fileBackends, running) // logged by writeState if it fails
+	}
+	return err
 }
 
 // call sends an admin change to the loop and waits for it to be made.

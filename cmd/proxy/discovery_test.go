@@ -121,6 +121,41 @@ func TestDiscoveryScalesUnderLoad(t *testing.T) {
 	assert.Equal(t, exitOK, r.stop(t))
 }
 
+// Two sources may look up one name, on two ports: each is a source of its
+// own in /status, and the metrics label them by id, so that their series do
+// not collide (a collision would make /metrics answer 500).
+func TestTwoSourcesOfOneName(t *testing.T) {
+	const name = "api.test"
+	dns := dnstest.Start(t)
+	dns.SetHosts(name, "127.0.0.1")
+	var entries []any
+	for _, id := range []string{"a", "b"} {
+		entries = append(entries, map[string]any{"discover": "a", "name": name, "port": testPort(namedBackend(t, id).URL)})
+	}
+	cfg := testConfig(t)
+	cfg["backends"] = entries
+	cfg["dns_resolver"] = dns.Addr
+	r := start(t, cfg)
+	c := newClient(t)
+	var st admin.StatusResponse
+	require.Eventually(t, func() bool {
+		var err error
+		st, err = fetchStatus(c, r)
+		return err == nil && st.ActiveBackends == 2
+	}, 10*time.Second, 20*time.Millisecond)
+	require.Len(t, st.Sources, 2)
+	assert.NotEqual(t, st.Sources[0].ID, st.Sources[1].ID)
+	for _, b := range st.Backends {
+		assert.Equal(t, name, b.Source)
+	}
+	for _, src := range st.Sources {
+		v, ok := scrape(t, c, r.adminURL, `switchyard_discovery_source_backends{source="`+src.ID+`"}`)
+		assert.True(t, ok, src.ID)
+		assert.Equal(t, 1.0, v, src.ID)
+	}
+	assert.Equal(t, exitOK, r.stop(t))
+}
+
 // A DNS outage keeps the last good set, marked failing in /status and in
 // the metrics; the source recovers by itself.
 func TestDiscoveryOutageKeepsTheBackends(t *testing.T) {
@@ -140,16 +175,18 @@ func TestDiscoveryOutageKeepsTheBackends(t *testing.T) {
 		10*time.Second, 20*time.Millisecond)
 
 	dns.SetMode(dnstest.ServFail)
+	var id string
 	require.EventuallyWithT(t, func(ct *assert.CollectT) {
 		st, err := fetchStatus(c, r)
 		require.NoError(ct, err)
 		src, _ := sourceOf(st, name)
 		assert.True(ct, src.Failing)
 		assert.NotEmpty(ct, src.LastError)
+		id = src.ID
 	}, 10*time.Second, 20*time.Millisecond)
 	code, _ := get(t, c, r.proxyURL+"/")
 	assert.Equal(t, http.StatusOK, code, "the last good set still serves")
-	v, _ := scrape(t, c, r.adminURL, `switchyard_discovery_source_failing{source="`+name+`"}`)
+	v, _ := scrape(t, c, r.adminURL, `switchyard_discovery_source_failing{source="`+id+`"}`)
 	assert.Equal(t, 1.0, v)
 
 	dns.SetMode(dnstest.Serve)

@@ -155,8 +155,9 @@ func (p *program) stages() []stage {
 			p.endHandlers(deadline)
 		},
 	}, {
-		name:  "config control",
-		how:   "its context is cancelled: no reload or admin change is under way, since the servers are closed",
+		name: "config control",
+		how: "its context is cancelled: no admin change or `POST /reload` is under way, since the servers are closed; " +
+			"a reload SIGHUP started may be cut short, which loses nothing (the state file is written before anything changes)",
 		waits: "the loop",
 		run:   p.controlTask.stop,
 	}, {

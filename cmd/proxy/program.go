@@ -391,16 +391,18 @@ func (sourceCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- sourceLookupsDesc
 }
 
+// Collect labels each source by its id, not its name: two sources may
+// look up one name (on two ports, say), and series must not collide.
 func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, st := range c.p.discovery.Status() {
 		failing := 0.0
 		if st.Failing {
 			failing = 1
 		}
-		ch <- prometheus.MustNewConstMetric(sourceFailingDesc, prometheus.GaugeValue, failing, st.Name)
-		ch <- prometheus.MustNewConstMetric(sourceBackendsDesc, prometheus.GaugeValue, float64(len(st.Backends)), st.Name)
-		ch <- prometheus.MustNewConstMetric(sourceLookupsDesc, prometheus.CounterValue, float64(st.Lookups-st.FailedLookups), st.Name, "ok")
-		ch <- prometheus.MustNewConstMetric(sourceLookupsDesc, prometheus.CounterValue, float64(st.FailedLookups), st.Name, "failed")
+		ch <- prometheus.MustNewConstMetric(sourceFailingDesc, prometheus.GaugeValue, failing, st.Source)
+		ch <- prometheus.MustNewConstMetric(sourceBackendsDesc, prometheus.GaugeValue, float64(len(st.Backends)), st.Source)
+		ch <- prometheus.MustNewConstMetric(sourceLookupsDesc, prometheus.CounterValue, float64(st.Lookups-st.FailedLookups), st.Source, "ok")
+		ch <- prometheus.MustNewConstMetric(sourceLookupsDesc, prometheus.CounterValue, float64(st.FailedLookups), st.Source, "failed")
 	}
 }
 

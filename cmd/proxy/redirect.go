@@ -19,11 +19,15 @@ func (p *program) plainHandler() http.Handler {
 			return
 		}
 		// The connection guard's verdicts are taken one per request, in
-		// order, whoever answers: a request that would smuggle another is
-		// refused here as it is by the proxy.
-		if framing.Next(r).Action == framing.Reject {
+		// order, whoever answers, and acted on as the proxy does: a request
+		// that would smuggle another is refused, and a connection the
+		// guard cannot follow further is closed after this answer.
+		switch framing.Next(r).Action {
+		case framing.Reject:
 			framing.Refuse(w)
 			return
+		case framing.Close:
+			w.Header().Set("Connection", "close")
 		}
 		redirectToHTTPS(w, r, port)
 	})

@@ -93,11 +93,39 @@ func specURLs(specs []pool.Spec) []string {
 }
 
 // restartFields are the fields a reload cannot change: they need new
-// sockets, a new registry of metrics or admin routes, or are read by
-// net/http's server as it runs (a change could not be made without a data
-// race).
-var restartFields = []string{"port", "admin_addr", "metrics", "max_header_bytes", "read_header_timeout", "idle_timeout",
-	"dns_resolver", "dns_refresh", "h2c", "pprof"}
+// sockets, a new registry of metrics or admin routes, or are read by parts
+// built once at start-up (net/http's server as it runs, the admin handler,
+// the shutdown stages), which could not take a change without a data race.
+// keep puts the value in force back into a newly loaded config, so that
+// the config in force is what runs.
+var restartFields = []struct {
+	name string
+	keep func(cfg *Config, old *Config)
+}{
+	{"port", func(c, o *Config) { c.Port = o.Port }},
+	{"admin_addr", func(c, o *Config) { c.AdminAddr = o.AdminAddr }},
+	{"admin_token", func(c, o *Config) { c.AdminToken = o.AdminToken }},
+	{"metrics", func(c, o *Config) { c.Metrics = o.Metrics }},
+	{"pprof", func(c, o *Config) { c.Pprof = o.Pprof }},
+	{"max_header_bytes", func(c, o *Config) { c.MaxHeaderBytes = o.MaxHeaderBytes }},
+	{"read_header_timeout", func(c, o *Config) { c.ReadHeaderTimeout = o.ReadHeaderTimeout }},
+	{"idle_timeout", func(c, o *Config) { c.IdleTimeout = o.IdleTimeout }},
+	{"h2c", func(c, o *Config) { c.H2C = o.H2C }},
+	{"dns_resolver", func(c, o *Config) { c.DNSResolver = o.DNSResolver }},
+	{"dns_refresh", func(c, o *Config) { c.DNSRefresh = o.DNSRefresh }},
+	{"shutdown_timeout", func(c, o *Config) { c.ShutdownTimeout = o.ShutdownTimeout }},
+	{"shutdown_delay", func(c, o *Config) { c.ShutdownDelay = o.ShutdownDelay }},
+}
+
+// restartField returns the index of name in restartFields, or -1.
+func restartField(name string) int {
+	for i, f := range restartFields {
+		if f.name == name {
+			return i
+		}
+	}
+	return -1
+}
 
 // tlsChange sorts a change of "tls" into the lists of a reload's result:
 // turning TLS on or off, or moving it to another port, needs a restart

@@ -350,3 +350,105 @@ func TestWebSocketAndLoadAcrossTwentyReloads(t *testing.T) {
 	conn.Close() // or the shutdown would give it shutdown_timeout
 	assert.Equal(t, exitOK, r.stop(t))
 }
+
+// A field a reload cannot change is left as it runs, named in
+// restart_needed, and named again by every later reload until a restart:
+// the config in force is what runs, so the admin token in force stays the
+// old one, and the connection guard keeps the server's max_header_bytes.
+func TestReloadLeavesWhatTakesARestart(t *testing.T) {
+	a := namedBackend(t, "a")
+	cfg := testConfig(t, a.URL)
+	cfg["admin_token"] = "old-token"
+	r := start(t, cfg)
+	client := newClient(t)
+	call := func(method, path, token string) (int, map[string]any) {
+		t.Helper()
+		req, err := http.NewRequest(method, r.adminURL+path, nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := client.Do(req)
+		require.NoError(t, err)
+		defer res.Body.Close()
+		var body map[string]any
+		require.NoError(t, json.NewDecoder(res.Body).Decode(&body))
+		return res.StatusCode, body
+	}
+
+	cfg["admin_token"] = "new-token"
+	cfg["max_header_bytes"] = 4096
+	cfg["shutdown_delay"] = "3s"
+	cfg["request_timeout"] = "7s"
+	rewrite(t, r, cfg)
+	want := []any{"admin_token", "max_header_bytes", "shutdown_delay"}
+	for range 2 {
+		code, body := call(http.MethodPost, "/reload", "old-token")
+		require.Equal(t, http.StatusOK, code, "%v", body)
+		assert.Equal(t, want, body["restart_needed"])
+	}
+	code, _ := call(http.MethodGet, "/status", "old-token")
+	assert.Equal(t, http.StatusOK, code, "the token in force is the one the admin server runs with")
+	code, _ = call(http.MethodGet, "/status", "new-token")
+	assert.Equal(t, http.StatusUnauthorized, code)
+
+	// A head of 6 KiB: over the file's new max_header_bytes, within the
+	// server's, so served (the guard has not taken the new limit either).
+	req, err := http.NewRequest(http.MethodGet, r.proxyURL+"/", nil)
+	require.NoError(t, err)
+	req.Header.Set("X-Big", strings.Repeat("x", 6<<10))
+	res, err := client.Do(req)
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, http.StatusOK, res.StatusCode)
+	assert.Equal(t, exitOK, r.stop(t), r.stderr.String())
+}
+
+// An admin change the pool refuses changes nothing, the state file
+// included: a restart brings back the set that ran.
+func TestRefusedAdminChangeLeavesTheStateFile(t *testing.T) {
+	a := namedBackend(t, "a")
+	cfg := testConfig(t, a.URL)
+	stateFile := filepath.Join(t.TempDir(), "switchyard.state.json")
+	cfg["state_file"] = stateFile
+	r := start(t, cfg)
+	client := newClient(t)
+	code, body := adminCall(t, client, r, http.MethodPost, fmt.Sprintf(`{"url": %q, "weight": 2}`, namedBackend(t, "b").URL))
+	require.Equal(t, http.StatusCreated, code, body)
+	before, err := os.ReadFile(stateFile)
+	require.NoError(t, err)
+
+	code, body = adminCall(t, client, r, http.MethodPatch, fmt.Sprintf(`{"url": %q, "weight": 5000}`, a.URL))
+	assert.Equal(t, http.StatusBadRequest, code, body)
+	code, body = adminCall(t, client, r, http.MethodPost, fmt.Sprintf(`{"url": %q, "weight": -3}`, namedBackend(t, "c").URL))
+	assert.Equal(t, http.StatusBadRequest, code, body)
+	after, err := os.ReadFile(stateFile)
+	require.NoError(t, err)
+	assert.JSONEq(t, string(before), string(after))
+	assert.Equal(t, exitOK, r.stop(t))
+
+	cfg["port"], cfg["admin_addr"] = pooltest.FreePort(t), fmt.Sprintf("127.0.0.1:%d", pooltest.FreePort(t))
+	r = start(t, cfg)
+	assert.Len(t, poolStatus(t, client, r).Backends, 2)
+	assert.Equal(t, exitOK, r.stop(t))
+}
+
+// SIGHUP reopens the access log even when the reload it also runs is
+// refused: logrotate does not check the config file first.
+func TestSIGHUPReopensTheAccessLogWhenTheReloadFails(t *testing.T) {
+	a := namedBackend(t, "a")
+	cfg := testConfig(t, a.URL)
+	logPath := filepath.Join(t.TempDir(), "access.log")
+	cfg["access_log"] = logPath
+	r := start(t, cfg)
+	client := newClient(t)
+	require.NoError(t, os.WriteFile(r.configPath, []byte(`{"port": "not a number"}`), 0o600))
+	require.NoError(t, os.Rename(logPath, logPath+".1"))
+	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
+	require.Eventually(t, func() bool { return strings.Contains(r.stderr.String(), "access log reopened") },
+		5*time.Second, 5*time.Millisecond)
+	assert.Contains(t, r.stderr.String(), "reload refused")
+	get(t, client, r.proxyURL+"/after")
+	assert.Equal(t, exitOK, r.stop(t))
+	fresh, err := os.ReadFile(logPath)
+	require.NoError(t, err)
+	assert.Contains(t, string(fresh), "/after")
+}
