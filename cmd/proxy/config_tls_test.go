@@ -117,3 +117,29 @@ func TestBadProtocolFields(t *testing.T) {
 		})
 	}
 }
+
+// -check passes a certificate that still serves but needs a person, and
+// says why on stderr, as nginx -t does: one that expires within a week,
+// and one no client can be given (no DNS name, not the first).
+func TestCheckWarnsOfCertificates(t *testing.T) {
+	f := writeTLSFiles(t)
+	dir := t.TempDir()
+	soon, soonKey := filepath.Join(dir, "soon.pem"), filepath.Join(dir, "soon.key")
+	f.ca.Issue(t, certstest.Leaf{Names: []string{"soon.test"}, NotAfter: time.Now().Add(48 * time.Hour)}).WriteFiles(t, soon, soonKey)
+	nameless, namelessKey := filepath.Join(dir, "ip.pem"), filepath.Join(dir, "ip.key")
+	f.ca.Issue(t, certstest.Leaf{Names: []string{"127.0.0.2"}}).WriteFiles(t, nameless, namelessKey)
+	cfg := writeConfig(t, map[string]any{"port": 8080, "tls": map[string]any{"port": 8443, "certificates": []any{
+		map[string]string{"cert_file": f.cert, "key_file": f.key},
+		map[string]string{"cert_file": soon, "key_file": soonKey},
+		map[string]string{"cert_file": nameless, "key_file": namelessKey},
+	}}})
+	var stdout, stderr strings.Builder
+	assert.Equal(t, exitOK, run(t.Context(), []string{"-check", "-config", cfg}, &stdout, &stderr))
+	assert.Equal(t, "config "+cfg+": ok\n", stdout.String())
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	require.Len(t, lines, 2, stderr.String())
+	assert.Contains(t, lines[0], cfg+": warning: tls.certificates[1]: ")
+	assert.Contains(t, lines[0], "expires on")
+	assert.Contains(t, lines[1], cfg+": warning: tls.certificates[2]: ")
+	assert.Contains(t, lines[1], "no DNS names")
+}

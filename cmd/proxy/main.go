@@ -122,6 +122,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if *check {
+		// What does not stop the proxy but needs a person: a certificate
+		// close to its expiry, or one no client can be given.
+		if cfg.TLS != nil {
+			for _, w := range cfg.TLS.Set.Warnings(time.Now()) {
+				fmt.Fprintf(stderr, "%s: warning: tls.certificates[%d]: %v\n", *configPath, w.Index, w.Err)
+			}
+		}
 		fmt.Fprintf(stdout, "config %s: ok\n", *configPath)
 		return exitOK
 	}

@@ -7,8 +7,9 @@
 // Store holds the Set in force in an atomic pointer: its GetCertificate, for
 // tls.Config.GetCertificate, reads it without a lock, so a reload never
 // delays a handshake and a handshake never sees half a reload. A config
-// reload puts a new list in force with Store.Replace (or Store.Install, with
-// a Set loaded earlier); Store.Run watches the files of the Set in force and
+// reload puts a Set it loaded and checked with the rest of the file in
+// force with Store.Install (Store.Replace loads and installs in one step);
+// Store.Run watches the files of the Set in force and
 // loads them again when they change, as certbot and cert-manager renew them
 // in place. A Set that fails to load never replaces a good one: the old
 // certificates go on serving. Connections already open keep their session;
@@ -543,8 +544,8 @@ func (s *Set) NotAfter() time.Time { return s.notAfter }
 // one *EntryError per certificate: one that expires within ExpiryWarning of
 // now (ErrExpiringSoon) or has already expired (also ErrExpiringSoon: a Set
 // loaded earlier may outlive its certificates), and one that can never be
-// chosen, having no DNS name and not being the first (ErrUnreachable). The
-// config loader prints them at -check; a Store logs them.
+// chosen, having no DNS name and not being the first (ErrUnreachable).
+// cmd/proxy prints them at -check; a Store logs them.
 func (s *Set) Warnings(now time.Time) []*EntryError {
 	var out []*EntryError
 	warn := func(c *certificate, sentinel error, format string, args ...any) {
