@@ -2,11 +2,8 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchyard-proxy/switchyard/admin"
-	"github.com/switchyard-proxy/switchyard/health"
 	"github.com/switchyard-proxy/switchyard/pool/discovery/dnstest"
 )
 
@@ -28,20 +24,12 @@ func srvBackends(t *testing.T, dns *dnstest.Server, n int) ([]*httptest.Server, 
 	var recs []dnstest.SRV
 	var counts []*atomic.Int64
 	for i := range n {
-		var hits atomic.Int64
-		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Header.Get("User-Agent") != health.DefaultUserAgent {
-				hits.Add(1)
-			}
-			io.WriteString(w, "ok")
-		}))
-		t.Cleanup(s.Close)
-		port, _ := strconv.Atoi(s.URL[strings.LastIndexByte(s.URL, ':')+1:])
+		s, hits := countingBackend(t)
 		target := fmt.Sprintf("be%d.api.test", i)
 		dns.SetHosts(target, "127.0.0.1")
 		srvs = append(srvs, s)
-		recs = append(recs, dnstest.SRV{Priority: 10, Weight: 1, Port: uint16(port), Target: target})
-		counts = append(counts, &hits)
+		recs = append(recs, dnstest.SRV{Priority: 10, Weight: 1, Port: uint16(testPort(s.URL)), Target: target})
+		counts = append(counts, hits)
 	}
 	return srvs, recs, counts
 }
@@ -162,11 +150,9 @@ func TestDiscoveryOutageKeepsTheBackends(t *testing.T) {
 	const name = "api.test"
 	dns := dnstest.Start(t)
 	be := namedBackend(t, "a")
-	port := be.URL[strings.LastIndexByte(be.URL, ':')+1:]
 	dns.SetHosts(name, "127.0.0.1")
 	cfg := testConfig(t)
-	p, _ := strconv.Atoi(port)
-	cfg["backends"] = []any{map[string]any{"discover": "a", "name": name, "port": p}}
+	cfg["backends"] = []any{map[string]any{"discover": "a", "name": name, "port": testPort(be.URL)}}
 	cfg["dns_resolver"] = dns.Addr
 	cfg["dns_refresh"] = "1s"
 	r := start(t, cfg)

@@ -39,7 +39,7 @@ func (t *task) start(g *errgroup.Group, parent context.Context) {
 	t.cancel, t.done = cancel, make(chan struct{})
 	g.Go(func() error { // g.Wait waits for it; stop ends it
 		defer close(t.done)
-		return owned(t.name, ctx, t.run)()
+		return owned(t.name, ctx, t.run)
 	})
 }
 
@@ -241,24 +241,22 @@ func (p *program) closeFrontServers() {
 	}
 }
 
-// owned adapts a task that runs until its own ctx is cancelled, which only
+// owned runs a task that runs until its own ctx is cancelled, which only
 // its shutdown stage does. Returning before that, even with nil, is a
 // failure: the task's work is not done, and the error shuts the group down
 // (errgroup cancels only on an error).
-func owned(name string, ctx context.Context, fn func(context.Context) error) func() error {
-	return func() error {
-		err := fn(ctx)
-		if ctx.Err() == nil { // it was not asked to stop
-			if err == nil {
-				err = errors.New("stopped unexpectedly")
-			}
-			return fmt.Errorf("%s: %w", name, err)
+func owned(name string, ctx context.Context, fn func(context.Context) error) error {
+	err := fn(ctx)
+	if ctx.Err() == nil { // it was not asked to stop
+		if err == nil {
+			err = errors.New("stopped unexpectedly")
 		}
-		if err != nil && !errors.Is(err, context.Canceled) {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		return nil
+		return fmt.Errorf("%s: %w", name, err)
 	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
 }
 
 // serveUntilShutdown runs srv.Serve on ln. Serve returns ErrServerClosed only

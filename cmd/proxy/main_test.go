@@ -364,15 +364,15 @@ func TestOwned(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	returnsNil := func(context.Context) error { return nil }
-	err := owned("pool owner", ctx, returnsNil)()
+	err := owned("pool owner", ctx, returnsNil)
 	assert.EqualError(t, err, "pool owner: stopped unexpectedly")
 
 	failing := func(context.Context) error { return errors.New("boom") }
-	assert.EqualError(t, owned("health loop", ctx, failing)(), "health loop: boom")
+	assert.EqualError(t, owned("health loop", ctx, failing), "health loop: boom")
 
 	cancel()
-	assert.NoError(t, owned("pool owner", ctx, returnsNil)(), "asked to stop: success")
-	assert.NoError(t, owned("pool owner", ctx, func(ctx context.Context) error { return ctx.Err() })())
+	assert.NoError(t, owned("pool owner", ctx, returnsNil), "asked to stop: success")
+	assert.NoError(t, owned("pool owner", ctx, func(ctx context.Context) error { return ctx.Err() }))
 }
 
 // With shutdown_delay, /healthz says 503 first while the proxy still serves,

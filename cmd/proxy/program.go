@@ -488,21 +488,13 @@ func (p *program) logStarted() {
 		"h2c", p.cfg.H2C,
 		"admin", p.lns.admin.Addr().String(),
 		"strategy", string(p.cfg.Strategy),
-		"backends", backendURLs(p.cfg.Backends),
+		"backends", specURLs(p.cfg.Backends),
 		"health_check_frequency", p.cfg.HealthCheckFrequency.String(),
 		"fd_limit", fdLimit(),
 		"memory_limit", memoryLimit())
 	if len(p.demoServers) > 0 {
 		printDemo(p.stdout, p.lns, p.cfg.AdminToken != "")
 	}
-}
-
-func backendURLs(specs []pool.Spec) []string {
-	urls := make([]string, len(specs))
-	for i, s := range specs {
-		urls[i] = s.URL
-	}
-	return urls
 }
 
 // memoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT, or 90% of

@@ -184,16 +184,12 @@ func fileFields(data []byte) map[string]json.RawMessage {
 }
 
 // changedFields lists the fields whose value differs between two loads,
-// the backend list apart, sorted.
+// the backend list apart, sorted. Both hold every field (fileFields fills
+// in the defaults), so the keys of new are all there is to compare.
 func changedFields(old, new map[string]json.RawMessage) []string {
 	var out []string
 	for _, k := range slices.Sorted(maps.Keys(new)) {
 		if k != "backends" && !bytes.Equal(old[k], new[k]) {
-			out = append(out, k)
-		}
-	}
-	for k := range old {
-		if _, ok := new[k]; !ok && k != "backends" {
 			out = append(out, k)
 		}
 	}

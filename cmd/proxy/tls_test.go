@@ -296,8 +296,12 @@ func newTLSBackend(t *testing.T, pair tls.Certificate) string {
 func waitAlive(t *testing.T, r *running, url string, alive bool) {
 	t.Helper()
 	c := newClient(t)
-	require.Eventually(t, func() bool {
-		b, ok := statusOf(poolStatus(t, c, r), url)
+	require.Eventually(t, func() bool { // polled off the test goroutine: fails nothing
+		st, err := fetchStatus(c, r)
+		if err != nil {
+			return false
+		}
+		b, ok := statusOf(st, url)
 		return ok && b.Alive == alive
 	}, 10*time.Second, 20*time.Millisecond, "%s never became alive=%v", url, alive)
 }
