@@ -23,10 +23,9 @@ import (
 // shutdown stage does. Its context is not the group's, so that a signal
 // does not stop it before the parts that still call it have stopped.
 type task struct {
-	name  string
-	doc   string // what it does, for the docs
-	stage string // the name of the shutdown stage that stops it
-	run   func(ctx context.Context) error
+	name string
+	doc  string // what it does, for the docs
+	run  func(ctx context.Context) error
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -84,7 +83,20 @@ type stage struct {
 	when  string // the config under which the stage has something to do; empty: always
 	how   string // how the stage stops its part
 	waits string // what it waits for before the next stage begins
-	run   func()
+	// stops is the task the stage stops, if it stops one: then the stage
+	// is the task's stop, and the task's stage for the docs is this one.
+	stops *task
+	run   func() // what the stage does instead, when it is not a task's
+}
+
+// do runs the stage. A stage of a task the config leaves out (stops is
+// nil) has nothing to do: task.stop of nil returns at once.
+func (s stage) do() {
+	if s.run != nil {
+		s.run()
+		return
+	}
+	s.stops.stop()
 }
 
 // serve runs the program until ctx ends (SIGINT or SIGTERM) or a part
@@ -101,7 +113,7 @@ func (p *program) serve(ctx context.Context) error {
 		<-gctx.Done()
 		p.log.Info("shutting down", "cause", context.Cause(gctx).Error())
 		for _, s := range p.stages() {
-			s.run()
+			s.do()
 			p.log.Debug("shutdown stage done", "stage", s.name)
 		}
 		return nil
@@ -159,28 +171,28 @@ func (p *program) stages() []stage {
 		how: "its context is cancelled: no admin change or `POST /reload` is under way, since the servers are closed; " +
 			"a reload SIGHUP started may be cut short, which loses nothing (the state file is written before anything changes)",
 		waits: "the loop",
-		run:   p.controlTask.stop,
+		stops: p.controlTask,
 	}, {
 		name:  "certificates",
 		when:  "`tls`",
 		how:   "its context is cancelled: no handshake is under way, since the TLS server is closed",
 		waits: "the loop",
-		run:   p.certsTask.stop,
+		stops: p.certsTask,
 	}, {
 		name:  "discovery",
 		how:   "its context is cancelled, which ends its lookups",
 		waits: "its goroutines",
-		run:   p.discoveryTask.stop,
+		stops: p.discoveryTask,
 	}, {
 		name:  "access log",
 		how:   "its writer's context is cancelled",
 		waits: "the lines still queued to be written",
-		run:   p.accessLogTask.stop,
+		stops: p.accessLogTask,
 	}, {
 		name:  "health loop",
 		how:   "its context is cancelled, which cuts a round of probes short",
 		waits: "the loop and its probes",
-		run:   p.healthTask.stop,
+		stops: p.healthTask,
 	}, {
 		name:  "demo backends",
 		when:  "`-demo`",
@@ -195,7 +207,7 @@ func (p *program) stages() []stage {
 		name:  "pool owner",
 		how:   "its context is cancelled, last, because every part above calls it; from then on a call returns `actor.ErrStopped`",
 		waits: "the owner loop, and the writer of its log lines",
-		run:   p.poolTask.stop,
+		stops: p.poolTask,
 	}, {
 		name:  "backend connections",
 		how:   "idle keep-alive connections to backends are closed",

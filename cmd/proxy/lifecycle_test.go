@@ -58,10 +58,10 @@ func TestEveryGoroutineHasItsStage(t *testing.T) {
 	for i, s := range p.stages() {
 		order[s.name] = i
 	}
-	owner := order[p.poolTask.stage]
+	owner := order[stageOf(p, p.poolTask)]
 	for _, tk := range p.tasks {
-		i, ok := order[tk.stage]
-		require.True(t, ok, "task %s: no stage %q", tk.name, tk.stage)
+		i, ok := order[stageOf(p, tk)]
+		require.True(t, ok, "task %s: no stage stops it", tk.name)
 		if tk != p.poolTask {
 			assert.Less(t, i, owner, "task %s stops after the pool owner", tk.name)
 		}
@@ -73,12 +73,22 @@ func TestEveryGoroutineHasItsStage(t *testing.T) {
 	}
 }
 
+// stageOf is the name of the shutdown stage that stops tk, or "".
+func stageOf(p *program, tk *task) string {
+	for _, s := range p.stages() {
+		if s.stops == tk {
+			return s.name
+		}
+	}
+	return ""
+}
+
 // renderLifecycle writes the lists as the README's tables.
 func renderLifecycle(p *program) (goroutines, shutdown string) {
 	var g strings.Builder
 	g.WriteString("| goroutine | what it does | stopped by stage |\n|---|---|---|\n")
 	for _, tk := range p.tasks {
-		fmt.Fprintf(&g, "| %s (task) | %s | %s |\n", tk.name, tk.doc, tk.stage)
+		fmt.Fprintf(&g, "| %s (task) | %s | %s |\n", tk.name, tk.doc, stageOf(p, tk))
 	}
 	seen := map[string]bool{}
 	for _, s := range p.servers {

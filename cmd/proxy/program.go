@@ -188,19 +188,19 @@ func healthConfig(cfg Config, log *slog.Logger) health.Config {
 // buildTasks lists the long-lived tasks in the order they start: the pool
 // owner first, because everything else calls it.
 func (p *program) buildTasks() {
-	p.poolTask = &task{name: "pool owner", run: p.pool.Run, stage: "pool owner",
+	p.poolTask = &task{name: "pool owner", run: p.pool.Run,
 		doc: "holds all backend state and answers the pool's messages; writes its log lines on a goroutine of its own that it waits for"}
-	p.healthTask = &task{name: "health loop", run: p.checker.Run, stage: "health loop",
+	p.healthTask = &task{name: "health loop", run: p.checker.Run,
 		doc: "probes every backend each `health_check_frequency`, one short-lived goroutine per probe, all waited for within the round"}
-	p.accessLogTask = &task{name: "access log", run: p.accessLog.Run, stage: "access log",
+	p.accessLogTask = &task{name: "access log", run: p.accessLog.Run,
 		doc: "writes the access log lines that handlers queue (to nowhere while `access_log` is off, so that a reload can turn it on)"}
-	p.controlTask = &task{name: "config control", run: p.control.run, stage: "config control",
+	p.controlTask = &task{name: "config control", run: p.control.run,
 		doc: "owns the config in force and the state file: reloads (SIGHUP, `POST /reload`) and the admin API's changes to the running set, one at a time"}
-	p.discoveryTask = &task{name: "discovery", run: p.discovery.Run, stage: "discovery",
+	p.discoveryTask = &task{name: "discovery", run: p.discovery.Run,
 		doc: "looks up each DNS source every `dns_refresh`, one goroutine per source that it waits for, and hands each change to the pool as one message"}
 	p.tasks = []*task{p.poolTask, p.healthTask, p.accessLogTask, p.controlTask, p.discoveryTask}
 	if p.certs != nil {
-		p.certsTask = &task{name: "certificates", run: p.certs.Run, stage: "certificates",
+		p.certsTask = &task{name: "certificates", run: p.certs.Run,
 			doc: "with `tls`, reads the certificate files every 10 s and puts renewed ones in force (a bad renewal keeps the old ones serving)"}
 		p.tasks = append(p.tasks, p.certsTask)
 	}
