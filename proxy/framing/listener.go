@@ -158,12 +158,10 @@ func (l *Listener) broadcastLocked() {
 // they belong to the server.
 func (l *Listener) Close() error {
 	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return l.inner.Close()
+	if !l.closed {
+		l.closed = true
+		close(l.done)
 	}
-	l.closed = true
-	close(l.done)
 	l.mu.Unlock()
 	return l.inner.Close()
 }
