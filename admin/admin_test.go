@@ -74,6 +74,12 @@ func send(base, method, path, body string, header http.Header) (reply, error) {
 	for k, v := range header {
 		req.Header[k] = v
 	}
+	return do(req)
+}
+
+// do sends req and reads the answer in full. Like send, it does not touch
+// t.
+func do(req *http.Request) (reply, error) {
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return reply{}, err

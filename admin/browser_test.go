@@ -418,9 +418,14 @@ func (lp *livePool) traffic(t *testing.T) {
 }
 
 // member returns the status of the backend at url, and whether it is in the
-// pool's listing at all.
-func member(t *testing.T, p *pool.Pool, url string) (pool.BackendStatus, bool) {
-	t.Helper()
+// pool's listing at all. It takes a require.TestingT so that a condition of
+// assert.EventuallyWithT, which testify runs on another goroutine, can pass
+// its *assert.CollectT: a failed Status then ends that condition's attempt
+// rather than calling the test's FailNow off the test goroutine.
+func member(t require.TestingT, p *pool.Pool, url string) (pool.BackendStatus, bool) {
+	if h, ok := t.(interface{ Helper() }); ok {
+		h.Helper()
+	}
 	st, err := p.Status(context.Background())
 	require.NoError(t, err)
 	for _, b := range st.Backends {
@@ -485,7 +490,7 @@ func TestBrowserPageShowsTheLivePoolAndChangesIt(t *testing.T) {
 	// Drain, through its button.
 	b.do(chromedp.Click(chromedp.CSS(row(urls[1]) + ` button[data-action="admin"][data-state="drain"]`)))
 	assert.EventuallyWithT(t, func(c *assert.CollectT) {
-		m, _ := member(t, lp.pool, urls[1])
+		m, _ := member(c, lp.pool, urls[1])
 		assert.Equal(c, pool.AdminDrain, m.AdminState)
 	}, 5*time.Second, 20*time.Millisecond)
 	b.waitFor(`document.querySelector('`+row(urls[1])+`').dataset.adminState === 'drain'`, 5*time.Second, "drain shown")
@@ -495,7 +500,7 @@ func TestBrowserPageShowsTheLivePoolAndChangesIt(t *testing.T) {
 	// And ready again.
 	b.do(chromedp.Click(chromedp.CSS(row(urls[1]) + ` button[data-action="admin"][data-state="ready"]`)))
 	assert.EventuallyWithT(t, func(c *assert.CollectT) {
-		m, _ := member(t, lp.pool, urls[1])
+		m, _ := member(c, lp.pool, urls[1])
 		assert.Equal(c, pool.AdminReady, m.AdminState)
 	}, 5*time.Second, 20*time.Millisecond)
 
@@ -503,7 +508,7 @@ func TestBrowserPageShowsTheLivePoolAndChangesIt(t *testing.T) {
 	b.do(chromedp.SendKeys(chromedp.CSS(row(urls[2])+` input[name="weight"]`), "5"),
 		chromedp.Click(chromedp.CSS(row(urls[2])+` form button[type="submit"]`)))
 	assert.EventuallyWithT(t, func(c *assert.CollectT) {
-		m, _ := member(t, lp.pool, urls[2])
+		m, _ := member(c, lp.pool, urls[2])
 		assert.Equal(c, 5, m.Weight)
 	}, 5*time.Second, 20*time.Millisecond)
 
@@ -515,7 +520,7 @@ func TestBrowserPageShowsTheLivePoolAndChangesIt(t *testing.T) {
 	assert.True(t, listed, "one click removes nothing")
 	b.do(chromedp.Click(remove))
 	assert.EventuallyWithT(t, func(c *assert.CollectT) {
-		_, listed := member(t, lp.pool, urls[3])
+		_, listed := member(c, lp.pool, urls[3])
 		assert.False(c, listed, "removed")
 	}, 5*time.Second, 20*time.Millisecond)
 	b.waitFor(`!document.querySelector('`+row(urls[3])+`')`, 5*time.Second, "the removed row gone")
@@ -526,7 +531,7 @@ func TestBrowserPageShowsTheLivePoolAndChangesIt(t *testing.T) {
 	b.do(chromedp.SendKeys(chromedp.ID("add-url"), extra.URL), chromedp.SendKeys(chromedp.ID("add-weight"), "2"),
 		chromedp.Click(chromedp.ID("add-button")))
 	assert.EventuallyWithT(t, func(c *assert.CollectT) {
-		m, listed := member(t, lp.pool, extra.URL)
+		m, listed := member(c, lp.pool, extra.URL)
 		assert.True(c, listed)
 		assert.Equal(c, 2, m.Weight)
 	}, 5*time.Second, 20*time.Millisecond)
@@ -626,7 +631,7 @@ func TestBrowserPageAsksForTheToken(t *testing.T) {
 	u := lp.backends[0].URL
 	b.do(chromedp.Click(chromedp.CSS(row(u) + ` button[data-action="admin"][data-state="drain"]`)))
 	assert.EventuallyWithT(t, func(c *assert.CollectT) {
-		m, _ := member(t, lp.pool, u)
+		m, _ := member(c, lp.pool, u)
 		assert.Equal(c, pool.AdminDrain, m.AdminState)
 	}, 5*time.Second, 20*time.Millisecond)
 

@@ -16,20 +16,6 @@ import (
 	"github.com/switchyard-proxy/switchyard/pool/pooltest"
 )
 
-// weightOf returns the weight of the member at url.
-func weightOf(t *testing.T, p *pool.Pool, url string) int {
-	t.Helper()
-	st, err := p.Status(context.Background())
-	require.NoError(t, err)
-	for _, b := range st.Backends {
-		if b.URL == url {
-			return b.Weight
-		}
-	}
-	require.Failf(t, "no such backend", "%s", url)
-	return 0
-}
-
 // A change that a browser sends from another origin is refused before it
 // reaches the pool; the same request from curl, or from the admin's own
 // page, goes through. Each case sends a PATCH that would set the weight to
@@ -81,10 +67,10 @@ func TestCrossOriginChangesAreRefused(t *testing.T) {
 			if tc.refused {
 				assert.Equal(t, http.StatusForbidden, r.code)
 				assert.Contains(t, errorOf(t, r), "cross-origin PATCH refused")
-				assert.Equal(t, 1, weightOf(t, p, backend), "a refused change is not made")
+				assert.Equal(t, 1, pooltest.StatusOf(t, p, backend).Weight, "a refused change is not made")
 			} else {
 				assert.Equal(t, http.StatusOK, r.code, "%s", r.body)
-				assert.Equal(t, 7, weightOf(t, p, backend))
+				assert.Equal(t, 7, pooltest.StatusOf(t, p, backend).Weight)
 			}
 		})
 	}
@@ -146,12 +132,9 @@ func rawSend(t *testing.T, base, method, path, contentType string, body io.Reade
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	resp, err := http.DefaultClient.Do(req)
+	r, err := do(req)
 	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return reply{code: resp.StatusCode, header: resp.Header, body: b}
+	return r
 }
 
 // A body must be declared as JSON: the three types an HTML form can send
@@ -234,12 +217,9 @@ func TestForeignHostNeedsAToken(t *testing.T) {
 		for k, v := range h {
 			req.Header[k] = v
 		}
-		resp, err := http.DefaultClient.Do(req)
+		r, err := do(req)
 		require.NoError(t, err)
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		require.NoError(t, err)
-		return reply{code: resp.StatusCode, header: resp.Header, body: b}
+		return r
 	}
 	for _, host := range []string{"127.0.0.1:8081", "127.0.0.1", "127.3.4.5:1", "localhost:8081", "LOCALHOST", "localhost.",
 		"admin.localhost:8081", "[::1]:8081", "[::1]", "[::ffff:127.0.0.1]:80"} {

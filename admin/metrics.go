@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -88,7 +87,7 @@ func (c *PoolCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.up, up, b.URL)
 		gauge(c.inFlight, float64(b.InFlight), b.URL)
 		for i, n := range b.Responses {
-			counter(c.requests, n, b.URL, strconv.Itoa(i+1)+"xx")
+			counter(c.requests, n, b.URL, classNames[i])
 		}
 		counter(c.retries, b.Retries, b.URL)
 		counter(c.ejections, b.Ejections, b.URL)

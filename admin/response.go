@@ -200,7 +200,7 @@ func newBackendStatus(b pool.BackendStatus) BackendStatus {
 		Truncated:          b.Truncated,
 	}
 	for i, n := range b.Responses {
-		out.Responses[string(rune('1'+i))+"xx"] = n
+		out.Responses[classNames[i]] = n
 	}
 	if c := b.LastCheck; !c.At.IsZero() {
 		out.LastCheck = &Check{Time: c.At.Format(time.RFC3339), DurationMS: float64(c.Duration.Microseconds()) / 1000,
@@ -208,3 +208,7 @@ func newBackendStatus(b pool.BackendStatus) BackendStatus {
 	}
 	return out
 }
+
+// classNames names the status classes of pool.BackendStatus.Responses, by
+// index, as the JSON status and the metrics' class label both spell them.
+var classNames = [5]string{"1xx", "2xx", "3xx", "4xx", "5xx"}

@@ -140,14 +140,7 @@ func (l *loader) sleep(ctx context.Context, d time.Duration) bool {
 	if l.fast {
 		return ctx.Err() == nil
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return pause(ctx, d)
 }
 
 func smallSize(rng *rand.Rand) int64 {

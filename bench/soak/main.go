@@ -139,6 +139,13 @@ func soak(ctx context.Context, o options) int {
 	defer endChurn()
 	churnErr := make(chan error, 1)
 	go func() { churnErr <- ch.run(churnCtx) }() // waited for through churnErr, below
+	// stop ends the load and the churn and waits for the load's requests
+	// to end, cutting them after 45 s; a second call returns at once.
+	stop := func() {
+		endLoad()
+		endChurn()
+		waitFor(loadDone, 45*time.Second, cut)
+	}
 
 	// Sample until the end, or an interrupt, or the churn failing.
 	var samples []sample
@@ -173,9 +180,7 @@ sampling:
 		if at >= o.d {
 			// The last row: sampled now, counted once the requests still
 			// running have ended.
-			endLoad()
-			endChurn()
-			waitFor(loadDone, 45*time.Second, cut)
+			stop()
 			printRow(out, rec, rec.minutes-1, label(o.d), s, err)
 			break
 		}
@@ -184,9 +189,7 @@ sampling:
 	if interrupted {
 		cut() // whoever pressed Ctrl-C wants it over
 	}
-	endLoad()
-	endChurn()
-	waitFor(loadDone, 45*time.Second, cut)
+	stop()
 	if err := <-churnErr; err != nil {
 		problems = append(problems, fmt.Sprintf("the soak stopped: %v", err))
 	}
@@ -300,10 +303,8 @@ func waitReady(ctx context.Context, c *http.Client, admin string, n int) (int, e
 		default:
 			return st.Config.Generation, nil
 		}
-		select {
-		case <-ctx.Done():
+		if !pause(ctx, 200*time.Millisecond) {
 			return 0, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
 		}
 	}
 	return 0, fmt.Errorf("soak: the proxy is not ready after 20s: %s", last)

@@ -13,7 +13,7 @@ import (
 
 // sample is one reading of the proxy's resources from its /metrics.
 type sample struct {
-	at         time.Duration // since the load began; negative before it
+	at         time.Duration // since the load began; zero for the idle readings before and after it
 	goroutines float64       // go_goroutines
 	heapInuse  float64       // go_memstats_heap_inuse_bytes
 	rss        float64       // process_resident_memory_bytes

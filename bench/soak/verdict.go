@@ -44,17 +44,12 @@ func windows(d time.Duration) (warm, window time.Duration) {
 
 // judgement is the verdict on one resource.
 type judgement struct {
-	r              resource
-	early, late    float64 // medians of the early and late windows
-	growth         float64 // late - early
-	allowed        float64 // growth tolerated
-	rise           float64 // the robust trend line's rise over the judged span
-	samples        int     // samples after the warm-up
-	grew           bool    // growth and rise both beyond what is tolerated
-	tooFew         bool    // not enough samples to judge
-	idleBefore     float64 // idle, before the load
-	idleAfter      float64 // idle, after the load and the settling time
-	stuckAfterLoad bool    // idleAfter above idleBefore by more than r.idle
+	early, late float64 // medians of the early and late windows
+	growth      float64 // late - early
+	allowed     float64 // growth tolerated
+	rise        float64 // the robust trend line's rise over the judged span
+	grew        bool    // growth and rise both beyond what is tolerated
+	tooFew      bool    // not enough samples to judge
 }
 
 // judge says whether r grew steadily over the samples of a run of length
@@ -74,7 +69,7 @@ type judgement struct {
 // both; a resource that wanders within a band passes neither.
 func judge(r resource, samples []sample, d time.Duration) judgement {
 	warm, window := windows(d)
-	j := judgement{r: r}
+	var j judgement
 	var early, late, xs, ys []float64
 	for _, s := range samples {
 		if s.at < warm {
@@ -90,7 +85,6 @@ func judge(r resource, samples []sample, d time.Duration) judgement {
 			late = append(late, v)
 		}
 	}
-	j.samples = len(xs)
 	if len(early) < 3 || len(late) < 3 {
 		j.tooFew = true
 		return j

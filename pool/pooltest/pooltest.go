@@ -183,7 +183,7 @@ func serveConns(t testing.TB, handle func(c net.Conn)) string {
 		mu.Unlock()
 		wg.Wait()
 	})
-	wg.Go(func() { // the cleanup waits for it, and it for the connections'
+	wg.Go(func() { // the cleanup's wg.Wait waits for it, as for each connection's goroutine; it waits for none of them
 		for {
 			c, err := ln.Accept()
 			if err != nil {

@@ -50,8 +50,7 @@ func BenchmarkConnRead(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			c := &conn{Conn: &loopConn{data: []byte(stream)}, l: l}
-			c.f.led, c.f.h2 = &c.led, func() {}
+			c := l.newConn(&loopConn{data: []byte(stream)})
 			buf := make([]byte, 4096)
 			b.SetBytes(int64(len(buf)))
 			b.ReportAllocs()

@@ -73,7 +73,7 @@ func (c *conn) Read(p []byte) (int, error) {
 		c.bodyRead = lazyDeadline(c.lastBody, s.bodyTimeout)
 		c.lastBody = c.bodyRead
 	}
-	c.applyReadLocked()
+	_ = c.applyReadLocked() // the read's own error is the one to report
 	c.rmu.Unlock()
 
 	n, err := c.Conn.Read(p)
@@ -95,11 +95,16 @@ func (c *conn) Read(p []byte) (int, error) {
 
 // applyReadLocked sets the inner read deadline from the current values.
 // c.rmu must be held.
-func (c *conn) applyReadLocked() {
+func (c *conn) applyReadLocked() error {
 	d := earliest(c.srvRead, c.bodyRead)
-	if !d.Equal(c.appliedR) && c.Conn.SetReadDeadline(d) == nil {
-		c.appliedR = d
+	if d.Equal(c.appliedR) {
+		return nil
 	}
+	if err := c.Conn.SetReadDeadline(d); err != nil {
+		return err
+	}
+	c.appliedR = d
+	return nil
 }
 
 // armWriteLocked sets the inner write deadline for a write about to start.
@@ -154,15 +159,7 @@ func (c *conn) SetReadDeadline(t time.Time) error {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	c.srvRead = t
-	d := earliest(t, c.bodyRead)
-	if d.Equal(c.appliedR) {
-		return nil
-	}
-	if err := c.Conn.SetReadDeadline(d); err != nil {
-		return err
-	}
-	c.appliedR = d
-	return nil
+	return c.applyReadLocked()
 }
 
 // SetWriteDeadline records the server's write deadline and applies it.
@@ -319,7 +316,10 @@ func (c *tlsConn) ConnectionState() tls.ConnectionState {
 	}
 	_ = c.conn.Conn.SetDeadline(time.Now().Add(c.l.cfg.Load().handshakeTimeout))
 	_ = hs.Handshake()
-	// Put back the deadlines the server set (none, so early).
+	// Put back the deadlines the server set (none, so early). By hand, not
+	// through applyReadLocked and armWriteLocked: the handshake's deadline
+	// went to the inner conn behind appliedR and appliedW, so their short
+	// cut for an unchanged deadline would leave it on the socket.
 	c.rmu.Lock()
 	if d := earliest(c.srvRead, c.bodyRead); c.Conn.SetReadDeadline(d) == nil {
 		c.appliedR = d

@@ -81,9 +81,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	l.open.Add(1)
-	fc := &conn{Conn: c, l: l}
-	fc.f.led = &fc.led
-	fc.f.h2 = func() { fc.raw.Store(true) }
+	fc := l.newConn(c)
 	if l.cfg.Load().opaque {
 		fc.raw.Store(true)
 		return fc, nil
@@ -92,6 +90,16 @@ func (l *Listener) Accept() (net.Conn, error) {
 		return &tlsConn{conn: fc, state: st}, nil
 	}
 	return fc, nil
+}
+
+// newConn wraps c, tying its framer to its ledger and letting a turn to
+// HTTP/2 make it raw. It takes no slot and counts nothing open: the caller
+// does that bookkeeping.
+func (l *Listener) newConn(c net.Conn) *conn {
+	fc := &conn{Conn: c, l: l}
+	fc.f.led = &fc.led
+	fc.f.h2 = func() { fc.raw.Store(true) }
+	return fc
 }
 
 // connectionStater is what net/http looks for to set Request.TLS on
@@ -150,12 +158,10 @@ func (l *Listener) broadcastLocked() {
 // they belong to the server.
 func (l *Listener) Close() error {
 	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return l.inner.Close()
+	if !l.closed {
+		l.closed = true
+		close(l.done)
 	}
-	l.closed = true
-	close(l.done)
 	l.mu.Unlock()
 	return l.inner.Close()
 }

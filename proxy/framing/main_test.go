@@ -178,10 +178,7 @@ func testConn(l *Listener, c net.Conn) *conn {
 	l.inUse++
 	l.mu.Unlock()
 	l.open.Add(1)
-	fc := &conn{Conn: c, l: l}
-	fc.f.led = &fc.led
-	fc.f.h2 = func() { fc.raw.Store(true) }
-	return fc
+	return l.newConn(c)
 }
 
 func bufioReader(b []byte) *bufio.Reader { return bufio.NewReader(bytes.NewReader(b)) }

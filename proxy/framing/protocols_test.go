@@ -3,13 +3,8 @@ package framing
 import (
 	"bufio"
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -20,6 +15,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/switchyard-proxy/switchyard/pool/pooltest/certstest"
 )
 
 // TestHijackedConnPassesEverything upgrades a connection, as a WebSocket
@@ -117,7 +114,7 @@ func TestH2CPriorKnowledge(t *testing.T) {
 // TestTLSConnState serves HTTP/1.1 over TLS from a Listener around a TLS
 // listener: Request.TLS is set, and complete.
 func TestTLSConnState(t *testing.T) {
-	cert := selfSigned(t)
+	cert := certstest.NewCA(t).Issue(t, certstest.Leaf{Names: []string{"framing.test"}}).TLSCertificate()
 	type state struct {
 		present, complete bool
 		serverName        string
@@ -165,21 +162,6 @@ func TestTLSConnState(t *testing.T) {
 	assert.NoError(t, err, "the server closes the silent connection")
 }
 
-func selfSigned(t *testing.T) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		DNSNames:     []string{"framing.test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
 // TestConnPassesBytesUnchanged reads through a conn in pieces of every
 // size and checks that the bytes are exactly the socket's.
 func TestConnPassesBytesUnchanged(t *testing.T) {
@@ -213,7 +195,7 @@ func TestConnPassesBytesUnchanged(t *testing.T) {
 // server gets *tls.Conn as tls.NewListener makes them, so HTTP/2 is
 // negotiated by ALPN, and MaxConns still holds.
 func TestOpaqueListenerUnderTLS(t *testing.T) {
-	cert := selfSigned(t)
+	cert := certstest.NewCA(t).Issue(t, certstest.Leaf{Names: []string{"framing.test"}}).TLSCertificate()
 	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	ln, err := NewListener(tcp, Config{Opaque: true, MaxConns: 1})

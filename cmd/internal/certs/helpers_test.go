@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/switchyard-proxy/switchyard/cmd/internal/certs"
+	"github.com/switchyard-proxy/switchyard/pool/pooltest"
 	"github.com/switchyard-proxy/switchyard/pool/pooltest/certstest"
 )
 
@@ -41,34 +42,15 @@ func load(t *testing.T, entries ...certs.Entry) *certs.Set {
 }
 
 // newStore makes a store of entries that logs into the returned buffer.
-func newStore(t *testing.T, cfg certs.Config, entries ...certs.Entry) (*certs.Store, *syncBuffer) {
+func newStore(t *testing.T, cfg certs.Config, entries ...certs.Entry) (*certs.Store, *pooltest.SyncBuffer) {
 	t.Helper()
-	var buf syncBuffer
+	var buf pooltest.SyncBuffer
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	s, err := certs.NewStore(load(t, entries...), cfg)
 	require.NoError(t, err)
 	return s, &buf
-}
-
-// syncBuffer is a buffer the store's goroutine may log into while the test
-// reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // serve runs a TLS echo server with cfg on 127.0.0.1 until the test ends and

@@ -2,7 +2,6 @@ package certs_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"os"
 	"strings"
@@ -85,14 +84,7 @@ func TestReplaceIsAllOrNothing(t *testing.T) {
 // and gives a function that lets one interval pass.
 func watching(t *testing.T, store *certs.Store, interval time.Duration) (tick func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	// Cleanup cancels it and waits for it to return.
-	go func() { done <- store.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		assert.NoError(t, <-done)
-	})
+	run(t, store)
 	return func() {
 		time.Sleep(interval)
 		synctest.Wait() // Run has looked, and is waiting for the next tick

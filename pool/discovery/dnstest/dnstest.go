@@ -141,21 +141,21 @@ func (s *Server) SetHosts(name string, addrs ...string) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.hosts[dns.Fqdn(strings.ToLower(name))] = list
+	s.hosts[fqdn(name)] = list
 }
 
 // DeleteHost makes name unknown: NXDOMAIN.
 func (s *Server) DeleteHost(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.hosts, dns.Fqdn(name))
+	delete(s.hosts, fqdn(name))
 }
 
 // SetSRV makes name's SRV records recs.
 func (s *Server) SetSRV(name string, recs ...SRV) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.srvs[dns.Fqdn(strings.ToLower(name))] = recs
+	s.srvs[fqdn(name)] = recs
 }
 
 // SetMode changes how every question is answered.
@@ -170,15 +170,16 @@ func (s *Server) SetMode(m Mode) {
 func (s *Server) NXDomain(name string, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.nxdomain[dns.Fqdn(name)] = n
-	delete(s.firstNX, dns.Fqdn(name))
+	name = fqdn(name)
+	s.nxdomain[name] = n
+	delete(s.firstNX, name)
 }
 
 // FirstNX returns when name was first answered NXDOMAIN by NXDomain.
 func (s *Server) FirstNX(name string) time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.firstNX[dns.Fqdn(name)]
+	return s.firstNX[fqdn(name)]
 }
 
 // Queries returns how many questions of type qtype ("A", "AAAA", "SRV") for
@@ -186,8 +187,13 @@ func (s *Server) FirstNX(name string) time.Time {
 func (s *Server) Queries(qtype, name string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.queries[qtype+" "+dns.Fqdn(name)]
+	return s.queries[qtype+" "+fqdn(name)]
 }
+
+// fqdn is the zone's key for name: fully qualified and in lower case, as
+// ServeDNS looks a question's name up, since DNS names match whatever
+// their case.
+func fqdn(name string) string { return dns.Fqdn(strings.ToLower(name)) }
 
 // ServeDNS answers from the zone, authoritatively: Go's resolver takes an
 // empty answer that is neither authoritative nor recursive for a lame

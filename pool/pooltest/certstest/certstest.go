@@ -21,6 +21,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -201,6 +202,13 @@ func (ca *CA) Issue(t testing.TB, l Leaf) Pair {
 		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
 	}
+}
+
+// TLSCertificate returns p as a tls.Config takes it, for a server or a
+// client in the test's own process: the leaf alone, as CertPEM holds it,
+// with Leaf already parsed.
+func (p Pair) TLSCertificate() tls.Certificate {
+	return tls.Certificate{Certificate: [][]byte{p.Cert.Raw}, PrivateKey: p.Key, Leaf: p.Cert}
 }
 
 // WriteFiles writes p's certificate to certFile and its key to keyFile (mode

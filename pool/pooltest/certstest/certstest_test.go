@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -11,9 +12,14 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/switchyard-proxy/switchyard/pool/pooltest/certstest"
 )
+
+// TestMain checks that no test leaves a goroutine behind: the TLS test
+// shakes hands on one.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestWriteMakesAPairThatVerifiesForEveryName(t *testing.T) {
 	dir := t.TempDir()
@@ -57,4 +63,25 @@ func TestIssueFollowsTheLeaf(t *testing.T) {
 	assert.Equal(t, x509.ECDSA, d.Cert.PublicKeyAlgorithm)
 	assert.WithinDuration(t, time.Now().Add(certstest.DefaultValidity), d.Cert.NotAfter, time.Minute)
 	assert.NoError(t, d.Cert.CheckSignatureFrom(ca.Cert))
+}
+
+// TLSCertificate is the pair as a TLS server serves it: a client that
+// trusts the CA, and only it, verifies it for the leaf's name.
+func TestTLSCertificateServesThePair(t *testing.T) {
+	ca := certstest.NewCA(t)
+	p := ca.Issue(t, certstest.Leaf{Names: []string{"a.test"}})
+	c := p.TLSCertificate()
+	assert.Same(t, p.Cert, c.Leaf)
+	assert.Equal(t, p.Key, c.PrivateKey)
+
+	server, client := net.Pipe()
+	defer server.Close()
+	defer client.Close()
+	srv := tls.Server(server, &tls.Config{Certificates: []tls.Certificate{c}})
+	handshaken := make(chan error, 1)
+	go func() { handshaken <- srv.Handshake() }() // waited for below
+	cli := tls.Client(client, &tls.Config{ServerName: "a.test", RootCAs: ca.Pool})
+	require.NoError(t, cli.Handshake())
+	require.NoError(t, <-handshaken)
+	assert.Equal(t, p.Cert.Raw, cli.ConnectionState().PeerCertificates[0].Raw)
 }

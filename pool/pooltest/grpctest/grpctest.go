@@ -43,6 +43,7 @@
 package grpctest
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -531,7 +532,7 @@ func clientStreamHandler(srv any, ss grpc.ServerStream) error {
 			return err
 		}
 	}
-	return ss.SendMsg(slices.Concat(joinComma(got)...))
+	return ss.SendMsg(bytes.Join(got, []byte(",")))
 }
 
 func bidiHandler(srv any, ss grpc.ServerStream) error {
@@ -562,17 +563,6 @@ func bidiHandler(srv any, ss grpc.ServerStream) error {
 			return err
 		}
 	}
-}
-
-func joinComma(msgs [][]byte) [][]byte {
-	var out [][]byte
-	for i, m := range msgs {
-		if i > 0 {
-			out = append(out, []byte(","))
-		}
-		out = append(out, m)
-	}
-	return out
 }
 
 // Client calls the service, directly or through a proxy.
