@@ -99,7 +99,10 @@ func (o *owner) run(ctx context.Context, inbox <-chan message) {
 func (o *owner) handle(msg message) {
 	switch m := msg.(type) {
 	case pickMsg:
+		// With requests queued, pick refuses at once and changes nothing;
+		// with none queued, there is nothing to serve.
 		m.reply <- o.pick(m.req)
+		return
 	case queueMsg:
 		m.reply <- o.enqueue(m)
 	case markDownMsg:
@@ -115,6 +118,7 @@ func (o *owner) handle(msg message) {
 		if mem := o.find(m.b); mem != nil {
 			mem.ejectStreak = 0
 		}
+		return // the end of a run of ejections frees no slot
 	case probeMsg:
 		if mem := o.find(m.b); mem != nil {
 			o.probe(mem, m.r)
@@ -135,6 +139,7 @@ func (o *owner) handle(msg message) {
 		m.reply <- o.apply(m)
 	case statusMsg:
 		m.reply <- o.status()
+		return // a snapshot: it frees no slot
 	case backendsMsg:
 		var bs []*Backend
 		for _, mem := range o.members {
@@ -143,10 +148,15 @@ func (o *owner) handle(msg message) {
 			}
 		}
 		m.reply <- bs
+		return // a read: it frees no slot
 	default:
 		panic(fmt.Sprintf("pool: unknown message %T", msg))
 	}
-	// Whatever changed may have made room for a queued request.
+	// Whatever changed may have made room for a queued request: a member
+	// added, brought up or made ready, a limit raised, or one member going
+	// down, which under when_all_down try_all can open every ready member.
+	// The messages that cannot free a slot have returned above, sparing a
+	// strategy pass per message while requests wait.
 	if len(o.queue) > 0 {
 		o.serveQueue()
 	}
@@ -224,22 +234,49 @@ func (o *owner) choose(req PickRequest) (*member, error) {
 	if m := o.chooseIn(req, modeNew); m != nil {
 		return m, nil
 	}
-	md := modeNew
-	if o.cfg.WhenAllDown == TryAll && o.alive() == 0 {
+	md := o.lastMode()
+	if md == modePanic {
 		if m := o.chooseIn(req, modePanic); m != nil {
 			return m, nil
 		}
-		md = modePanic
 	}
-	if o.shared.limit.Load() > 0 {
-		// Would any be chosen but for the limit? A scan, not the strategy:
-		// the weighted round-robin moves its totals when it chooses.
-		v := o.view(req, md, true)
-		if slices.ContainsFunc(o.members, v.ok) {
-			return nil, ErrBusy
-		}
+	if o.shared.limit.Load() > 0 && o.anyIgnoringLimit(req, md) {
+		return nil, ErrBusy
 	}
 	return nil, ErrNoBackend
+}
+
+// lastMode is the mode of choose's last resort: modePanic when
+// when_all_down try_all is on and no member takes new requests.
+func (o *owner) lastMode() mode {
+	if o.cfg.WhenAllDown == TryAll && o.alive() == 0 {
+		return modePanic
+	}
+	return modeNew
+}
+
+// anyIgnoringLimit reports whether a member could be chosen for req in md but for
+// the limit. A scan, not the strategy: the weighted round-robin moves its
+// totals when it chooses.
+func (o *owner) anyIgnoringLimit(req PickRequest, md mode) bool {
+	v := o.view(req, md, true)
+	return slices.ContainsFunc(o.members, v.ok)
+}
+
+// couldTake reports whether choose would find a member for req, or find
+// them all at their limit, rather than fail with ErrNoBackend; unlike
+// choose, it moves neither the cursor nor the weighted round-robin's totals,
+// so that asking does not distort the shares. The sticky backend counts
+// only under its limit, as choose has it.
+func (o *owner) couldTake(req PickRequest) bool {
+	if req.Sticky != "" {
+		if m := o.sticky[req.Sticky]; m != nil {
+			if v := o.view(req, modeSticky, false); v.ok(m) {
+				return true
+			}
+		}
+	}
+	return o.anyIgnoringLimit(req, o.lastMode())
 }
 
 func (o *owner) chooseIn(req PickRequest, md mode) *member {
@@ -289,7 +326,7 @@ func (o *owner) enqueue(m queueMsg) error {
 	if len(o.queue) >= o.cfg.MaxQueue {
 		return ErrQueueFull
 	}
-	if _, err := o.choose(m.req); err == ErrNoBackend {
+	if !o.couldTake(m.req) {
 		return ErrNoBackend
 	}
 	o.queue = append(o.queue, waiter{req: m.req, t: m.t})

@@ -81,6 +81,22 @@ func TestRoundRobinRotationAcrossAddAndRemove(t *testing.T) {
 	assert.Equal(t, "http://b", o.pickKey(t))
 }
 
+// Asking whether a request may queue is not a pick: a request that queues
+// while a slot is free is granted the backend next in the rotation, and the
+// rotation moves on by one, not two.
+func TestQueueingMovesTheRotationOnce(t *testing.T) {
+	o := testOwner(t, Config{MaxRequestsPerBackend: 1}, "http://a", "http://b", "http://c")
+	assert.Equal(t, "http://a", o.pickKey(t))
+	tk := newTicket()
+	reply := make(chan error, 1)
+	o.handle(queueMsg{t: tk, reply: reply})
+	require.NoError(t, <-reply)
+	require.Equal(t, ticketGranted, tk.state.Load(), "a free slot is granted at once")
+	assert.Equal(t, "http://b", tk.b.key)
+	tk.b.Release()
+	assert.Equal(t, "http://c", o.pickKey(t))
+}
+
 func TestThresholds(t *testing.T) {
 	o := testOwner(t, Config{HealthyThreshold: 2, UnhealthyThreshold: 3}, "http://a")
 	m := o.members[0]
