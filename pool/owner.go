@@ -88,6 +88,9 @@ func (o *owner) run(ctx context.Context, inbox <-chan message) {
 			o.serveQueue()
 		case <-o.ejectionsC():
 			o.endEjections()
+			if len(o.queue) > 0 {
+				o.serveQueue() // a member back from an ejection has free slots
+			}
 		case <-ctx.Done():
 			return
 		}
