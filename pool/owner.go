@@ -31,6 +31,10 @@ type owner struct {
 	// counts the members in slow start.
 	uniform bool
 	ramping int
+	// rampsEnd is when the earliest slow start ends, so that picks between
+	// skip the scan for ramps that are over; zero when not known, which
+	// has the next pick scan and find it.
+	rampsEnd time.Time
 	// ring is the Hash strategy's table, nil when it must be built anew.
 	ring *ring
 	rng  *rand.Rand
@@ -186,21 +190,36 @@ func (o *owner) reweigh() {
 	o.ring = nil
 }
 
-// view returns what a strategy sees for a pick of req in md. With
-// ignoreLimit it leaves out max_requests_per_backend, to tell "none may"
-// from "all are busy".
-func (o *owner) view(req PickRequest, md mode, ignoreLimit bool) view {
+// view returns what a strategy sees for a pick of req in md at now, the
+// time rampNow gave. With ignoreLimit it leaves out
+// max_requests_per_backend, to tell "none may" from "all are busy".
+func (o *owner) view(req PickRequest, md mode, ignoreLimit bool, now time.Time) view {
 	v := view{members: o.members, req: req, md: md, limit: o.shared.limit.Load(), cursor: o.cursor,
-		slowStart: o.cfg.SlowStart, rng: o.rng, o: o}
+		now: now, slowStart: o.cfg.SlowStart, rng: o.rng, o: o}
 	if ignoreLimit {
 		v.limit = 0
 	}
-	if o.ramping > 0 {
-		v.now = time.Now()
-		o.endRamps(v.now)
-	}
 	v.uniform = o.uniform && o.ramping == 0
 	return v
+}
+
+// rampNow returns the time the weights of a pick are taken at, zero when
+// no member is in slow start (then the weights do not depend on it), and
+// ends the slow starts that are over. One pick asks once, however many
+// views it builds, and the scan of the members runs only when the earliest
+// slow start is due to end.
+func (o *owner) rampNow() time.Time {
+	if o.ramping == 0 {
+		return time.Time{}
+	}
+	now := time.Now()
+	if !now.Before(o.rampsEnd) {
+		o.endRamps(now)
+	}
+	if o.ramping == 0 {
+		return time.Time{} // the last ended: a plain pick again
+	}
+	return now
 }
 
 // hashRing returns the Hash strategy's ring, built anew after a change.
@@ -211,12 +230,20 @@ func (o *owner) hashRing() *ring {
 	return o.ring
 }
 
-// endRamps ends the slow starts that are over.
+// endRamps ends the slow starts that are over and notes when the earliest
+// of the others ends.
 func (o *owner) endRamps(now time.Time) {
+	o.rampsEnd = time.Time{}
 	for _, m := range o.members {
-		if !m.rampFrom.IsZero() && now.Sub(m.rampFrom) >= o.cfg.SlowStart {
+		if m.rampFrom.IsZero() {
+			continue
+		}
+		end := m.rampFrom.Add(o.cfg.SlowStart)
+		if !now.Before(end) {
 			m.rampFrom = time.Time{}
 			o.ramping--
+		} else if o.rampsEnd.IsZero() || end.Before(o.rampsEnd) {
+			o.rampsEnd = end
 		}
 	}
 }
@@ -227,23 +254,24 @@ func (o *owner) endRamps(now time.Time) {
 // The error says why there is none: ErrBusy when some could take it but
 // every one is at its limit, ErrNoBackend otherwise.
 func (o *owner) choose(req PickRequest) (*member, error) {
+	now := o.rampNow()
 	if req.Sticky != "" {
 		if m := o.sticky[req.Sticky]; m != nil {
-			if v := o.view(req, modeSticky, false); v.ok(m) {
+			if v := o.view(req, modeSticky, false, now); v.ok(m) {
 				return m, nil
 			}
 		}
 	}
-	if m := o.chooseIn(req, modeNew); m != nil {
+	if m := o.chooseIn(req, modeNew, now); m != nil {
 		return m, nil
 	}
 	md := o.lastMode()
 	if md == modePanic {
-		if m := o.chooseIn(req, modePanic); m != nil {
+		if m := o.chooseIn(req, modePanic, now); m != nil {
 			return m, nil
 		}
 	}
-	if o.shared.limit.Load() > 0 && o.anyIgnoringLimit(req, md) {
+	if o.shared.limit.Load() > 0 && o.anyIgnoringLimit(req, md, now) {
 		return nil, ErrBusy
 	}
 	return nil, ErrNoBackend
@@ -261,8 +289,8 @@ func (o *owner) lastMode() mode {
 // anyIgnoringLimit reports whether a member could be chosen for req in md but for
 // the limit. A scan, not the strategy: the weighted round-robin moves its
 // totals when it chooses.
-func (o *owner) anyIgnoringLimit(req PickRequest, md mode) bool {
-	v := o.view(req, md, true)
+func (o *owner) anyIgnoringLimit(req PickRequest, md mode, now time.Time) bool {
+	v := o.view(req, md, true, now)
 	return slices.ContainsFunc(o.members, v.ok)
 }
 
@@ -272,18 +300,19 @@ func (o *owner) anyIgnoringLimit(req PickRequest, md mode) bool {
 // so that asking does not distort the shares. The sticky backend counts
 // only under its limit, as choose has it.
 func (o *owner) couldTake(req PickRequest) bool {
+	now := o.rampNow()
 	if req.Sticky != "" {
 		if m := o.sticky[req.Sticky]; m != nil {
-			if v := o.view(req, modeSticky, false); v.ok(m) {
+			if v := o.view(req, modeSticky, false, now); v.ok(m) {
 				return true
 			}
 		}
 	}
-	return o.anyIgnoringLimit(req, o.lastMode())
+	return o.anyIgnoringLimit(req, o.lastMode(), now)
 }
 
-func (o *owner) chooseIn(req PickRequest, md mode) *member {
-	o.pickView = o.view(req, md, false)
+func (o *owner) chooseIn(req PickRequest, md mode, now time.Time) *member {
+	o.pickView = o.view(req, md, false, now)
 	i := o.sel(&o.pickView)
 	o.pickView = view{} // keep no request's Skip list alive
 	if i < 0 {
@@ -491,6 +520,7 @@ func (o *owner) set(mem *member, state State, reason string, cause Cause) {
 			o.ramping++
 		}
 		mem.rampFrom = mem.since
+		o.rampsEnd = time.Time{} // found again by the next pick
 	}
 	if from == StateEjected {
 		o.scheduleEjections()
@@ -702,6 +732,7 @@ func (o *owner) reconfigure(cfg Config) {
 		}
 		o.ramping = 0
 	}
+	o.rampsEnd = time.Time{} // a new slow_start moves the ends
 	if cfg.Passive == nil && old.Passive != nil {
 		// Ejected under a policy no longer in force: back at once.
 		for _, mem := range o.members {

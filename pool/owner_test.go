@@ -3,6 +3,7 @@ package pool
 import (
 	"log/slog"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -95,6 +96,53 @@ func TestQueueingMovesTheRotationOnce(t *testing.T) {
 	assert.Equal(t, "http://b", tk.b.key)
 	tk.b.Release()
 	assert.Equal(t, "http://c", o.pickKey(t))
+}
+
+// Slow starts end on time although picks scan for their ends only when the
+// earliest is due.
+func TestSlowStartsEndOnTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		o := testOwner(t, Config{SlowStart: 10 * time.Second}, "http://a", "http://b", "http://c")
+		a, b := o.members[0], o.members[1]
+		restart := func(m *member) {
+			o.set(m, StateDown, "test", CauseHealthCheck)
+			o.set(m, StateUp, "test", CauseHealthCheck)
+		}
+		restart(a)
+		o.pickKey(t)
+		assert.Equal(t, 1, o.ramping)
+		assert.Equal(t, a.rampFrom.Add(10*time.Second), o.rampsEnd)
+
+		time.Sleep(5 * time.Second)
+		restart(b)
+		o.pickKey(t)
+		assert.Equal(t, 2, o.ramping)
+		assert.Equal(t, a.rampFrom.Add(10*time.Second), o.rampsEnd, "the earliest end")
+
+		time.Sleep(5*time.Second - time.Nanosecond)
+		o.pickKey(t)
+		assert.Equal(t, 2, o.ramping, "a's slow start has a nanosecond to go")
+		time.Sleep(time.Nanosecond)
+		o.pickKey(t)
+		assert.Equal(t, 1, o.ramping)
+		assert.True(t, a.rampFrom.IsZero())
+		assert.Equal(t, b.rampFrom.Add(10*time.Second), o.rampsEnd, "the next end")
+
+		time.Sleep(5 * time.Second)
+		o.pickKey(t)
+		assert.Zero(t, o.ramping)
+		assert.True(t, b.rampFrom.IsZero())
+		assert.Equal(t, int64(100), a.effective(time.Now(), o.cfg.SlowStart))
+
+		// A new slow_start moves the end of one under way.
+		restart(a)
+		cfg := o.cfg
+		cfg.SlowStart = 2 * time.Second
+		o.reconfigure(cfg)
+		time.Sleep(2 * time.Second)
+		o.pickKey(t)
+		assert.Zero(t, o.ramping, "ended at the new slow_start")
+	})
 }
 
 func TestThresholds(t *testing.T) {

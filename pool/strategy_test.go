@@ -268,7 +268,7 @@ func TestHashPicksFollowMemberChanges(t *testing.T) {
 			req := PickRequest{Hash: HashKey(fmt.Sprintf("client-%d", k)), HasHash: true}
 			r := o.pick(req)
 			require.NoError(t, r.err)
-			v := o.view(req, modeNew, false)
+			v := o.view(req, modeNew, false, o.rampNow())
 			i := fresh.walk(&v)
 			require.GreaterOrEqual(t, i, 0)
 			assert.Same(t, o.members[i].b, r.val)
