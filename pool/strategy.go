@@ -92,7 +92,7 @@ func (v *view) ok(m *member) bool {
 			return false
 		}
 	}
-	return (len(v.req.Skip) == 0 || !slices.Contains(v.req.Skip, m.b)) && (v.limit <= 0 || m.b.InFlight() < v.limit)
+	return (len(v.req.Skip) == 0 || !slices.Contains(v.req.Skip, m.b)) && !m.full(v.limit)
 }
 
 func (v *view) weight(m *member) int64 { return m.effective(v.now, v.slowStart) }
