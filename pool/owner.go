@@ -457,7 +457,6 @@ func (o *owner) eject(mem *member, reason string) {
 	mem.ejectUntil = time.Now().Add(d)
 	mem.b.probation.Store(false)
 	o.set(mem, StateEjected, fmt.Sprintf("%s; ejected for %v", reason, d), CausePassiveHealth)
-	o.scheduleEjections()
 }
 
 // endEjections brings back the members whose ejection is over.
@@ -470,6 +469,8 @@ func (o *owner) endEjections() {
 			o.set(m, StateUp, "ejection over", CauseEjectionOver)
 		}
 	}
+	// Set again even when none was over (enter sets it when one is): the
+	// timer has fired and must not be left spent while others are out.
 	o.scheduleEjections()
 }
 
@@ -522,14 +523,19 @@ func (o *owner) set(mem *member, state State, reason string, cause Cause) {
 		mem.rampFrom = mem.since
 		o.rampsEnd = time.Time{} // found again by the next pick
 	}
-	if from == StateEjected {
-		o.scheduleEjections()
-	}
 }
 
-// enter puts mem in state and counts the change.
+// enter puts mem in state and counts the change. An ejection begun or
+// ended, or a member removed while ejected, sets the timer for the earliest
+// end again: every way into or out of StateEjected comes here, so none is
+// missed. A member removed is out of o.members before it enters draining,
+// so that its ejection no longer counts.
 func (o *owner) enter(mem *member, state State, reason string, cause Cause) {
+	from := mem.state
 	mem.state, mem.reason, mem.since = state, reason, time.Now()
+	if from == StateEjected || state == StateEjected {
+		o.scheduleEjections()
+	}
 	mem.refresh()
 	mem.passes, mem.fails = 0, 0
 	if mem.changes == nil {
@@ -620,11 +626,7 @@ func (o *owner) remove(u *url.URL) result[BackendStatus] {
 	o.reweigh()
 	mem.b.removed.Store(true) // before reading the count: see Backend.Removed
 	o.log.Info("backend removed", "backend", key, "in_flight", mem.b.InFlight())
-	wasEjected := mem.state == StateEjected
 	o.enter(mem, StateDraining, "removed", CauseRemoved)
-	if wasEjected {
-		o.scheduleEjections()
-	}
 	if mem.b.InFlight() > 0 {
 		o.draining = append(o.draining, mem)
 	} else {

@@ -145,6 +145,40 @@ func TestSlowStartsEndOnTime(t *testing.T) {
 	})
 }
 
+// The ejection timer follows every way out of an ejection: removing the
+// member whose ejection ends first moves the timer to the next end, and
+// the last ending stops it.
+func TestEjectionTimerFollowsRemoval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		o := testOwner(t, Config{Passive: &PassiveHealth{ConsecutiveFailures: 1, FailureStatuses: []int{503},
+			EjectionTime: 10 * time.Second, MaxEjectedPercent: 100}}, "http://a", "http://b", "http://c")
+		fired := func() bool {
+			select {
+			case <-o.ejectionsC():
+				return true
+			default:
+				return false
+			}
+		}
+		a, b := o.members[0], o.members[1]
+		o.eject(a, "test")
+		time.Sleep(5 * time.Second)
+		o.eject(b, "test")
+		require.Equal(t, StateEjected, b.state)
+		_, err := o.removeURL("http://a")
+		require.NoError(t, err)
+
+		time.Sleep(6 * time.Second)
+		assert.False(t, fired(), "a's end is no longer due")
+		time.Sleep(5 * time.Second)
+		require.True(t, fired(), "b's is")
+		o.endEjections()
+		assert.Equal(t, StateUp, b.state)
+		time.Sleep(time.Hour)
+		assert.False(t, fired(), "none is out")
+	})
+}
+
 func TestThresholds(t *testing.T) {
 	o := testOwner(t, Config{HealthyThreshold: 2, UnhealthyThreshold: 3}, "http://a")
 	m := o.members[0]
