@@ -81,7 +81,8 @@ func (m *member) refresh() {
 	m.takesSticky = m.state == StateUp && m.admin != AdminMaintenance
 }
 
-// full reports whether m has as many requests in flight as the limit allows.
+// full reports whether m has as many requests in flight as limit allows;
+// a limit of 0 or less is none.
 func (m *member) full(limit int64) bool { return limit > 0 && m.b.InFlight() >= limit }
 
 func (m *member) status(now time.Time, slowStart time.Duration) BackendStatus {

@@ -31,6 +31,10 @@ type owner struct {
 	// counts the members in slow start.
 	uniform bool
 	ramping int
+	// rampsEnd is when the earliest slow start ends, so that picks between
+	// skip the scan for ramps that are over; zero when not known, which
+	// has the next pick scan and find it.
+	rampsEnd time.Time
 	// ring is the Hash strategy's table, nil when it must be built anew.
 	ring *ring
 	rng  *rand.Rand
@@ -88,6 +92,9 @@ func (o *owner) run(ctx context.Context, inbox <-chan message) {
 			o.serveQueue()
 		case <-o.ejectionsC():
 			o.endEjections()
+			if len(o.queue) > 0 {
+				o.serveQueue() // a member back from an ejection has free slots
+			}
 		case <-ctx.Done():
 			return
 		}
@@ -99,7 +106,10 @@ func (o *owner) run(ctx context.Context, inbox <-chan message) {
 func (o *owner) handle(msg message) {
 	switch m := msg.(type) {
 	case pickMsg:
+		// With requests queued, pick refuses at once and changes nothing;
+		// with none queued, there is nothing to serve.
 		m.reply <- o.pick(m.req)
+		return
 	case queueMsg:
 		m.reply <- o.enqueue(m)
 	case markDownMsg:
@@ -115,6 +125,7 @@ func (o *owner) handle(msg message) {
 		if mem := o.find(m.b); mem != nil {
 			mem.ejectStreak = 0
 		}
+		return // the end of a run of ejections frees no slot
 	case probeMsg:
 		if mem := o.find(m.b); mem != nil {
 			o.probe(mem, m.r)
@@ -135,6 +146,7 @@ func (o *owner) handle(msg message) {
 		m.reply <- o.apply(m)
 	case statusMsg:
 		m.reply <- o.status()
+		return // a snapshot: it frees no slot
 	case backendsMsg:
 		var bs []*Backend
 		for _, mem := range o.members {
@@ -143,10 +155,15 @@ func (o *owner) handle(msg message) {
 			}
 		}
 		m.reply <- bs
+		return // a read: it frees no slot
 	default:
 		panic(fmt.Sprintf("pool: unknown message %T", msg))
 	}
-	// Whatever changed may have made room for a queued request.
+	// Whatever changed may have made room for a queued request: a member
+	// added, brought up or made ready, a limit raised, or one member going
+	// down, which under when_all_down try_all can open every ready member.
+	// The messages that cannot free a slot have returned above, sparing a
+	// strategy pass per message while requests wait.
 	if len(o.queue) > 0 {
 		o.serveQueue()
 	}
@@ -173,21 +190,36 @@ func (o *owner) reweigh() {
 	o.ring = nil
 }
 
-// view returns what a strategy sees for a pick of req in md. With
-// ignoreLimit it leaves out max_requests_per_backend, to tell "none may"
-// from "all are busy".
-func (o *owner) view(req PickRequest, md mode, ignoreLimit bool) view {
+// view returns what a strategy sees for a pick of req in md at now, the
+// time rampNow gave. With ignoreLimit it leaves out
+// max_requests_per_backend, to tell "none may" from "all are busy".
+func (o *owner) view(req PickRequest, md mode, ignoreLimit bool, now time.Time) view {
 	v := view{members: o.members, req: req, md: md, limit: o.shared.limit.Load(), cursor: o.cursor,
-		slowStart: o.cfg.SlowStart, rng: o.rng, o: o}
+		now: now, slowStart: o.cfg.SlowStart, rng: o.rng, o: o}
 	if ignoreLimit {
 		v.limit = 0
 	}
-	if o.ramping > 0 {
-		v.now = time.Now()
-		o.endRamps(v.now)
-	}
 	v.uniform = o.uniform && o.ramping == 0
 	return v
+}
+
+// rampNow returns the time the weights of a pick are taken at, zero when
+// no member is in slow start (then the weights do not depend on it), and
+// ends the slow starts that are over. One pick asks once, however many
+// views it builds, and the scan of the members runs only when the earliest
+// slow start is due to end.
+func (o *owner) rampNow() time.Time {
+	if o.ramping == 0 {
+		return time.Time{}
+	}
+	now := time.Now()
+	if !now.Before(o.rampsEnd) {
+		o.endRamps(now)
+	}
+	if o.ramping == 0 {
+		return time.Time{} // the last ended: a plain pick again
+	}
+	return now
 }
 
 // hashRing returns the Hash strategy's ring, built anew after a change.
@@ -198,12 +230,20 @@ func (o *owner) hashRing() *ring {
 	return o.ring
 }
 
-// endRamps ends the slow starts that are over.
+// endRamps ends the slow starts that are over and notes when the earliest
+// of the others ends.
 func (o *owner) endRamps(now time.Time) {
+	o.rampsEnd = time.Time{}
 	for _, m := range o.members {
-		if !m.rampFrom.IsZero() && now.Sub(m.rampFrom) >= o.cfg.SlowStart {
+		if m.rampFrom.IsZero() {
+			continue
+		}
+		end := m.rampFrom.Add(o.cfg.SlowStart)
+		if !now.Before(end) {
 			m.rampFrom = time.Time{}
 			o.ramping--
+		} else if o.rampsEnd.IsZero() || end.Before(o.rampsEnd) {
+			o.rampsEnd = end
 		}
 	}
 }
@@ -214,36 +254,65 @@ func (o *owner) endRamps(now time.Time) {
 // The error says why there is none: ErrBusy when some could take it but
 // every one is at its limit, ErrNoBackend otherwise.
 func (o *owner) choose(req PickRequest) (*member, error) {
+	now := o.rampNow()
 	if req.Sticky != "" {
 		if m := o.sticky[req.Sticky]; m != nil {
-			if v := o.view(req, modeSticky, false); v.ok(m) {
+			if v := o.view(req, modeSticky, false, now); v.ok(m) {
 				return m, nil
 			}
 		}
 	}
-	if m := o.chooseIn(req, modeNew); m != nil {
+	if m := o.chooseIn(req, modeNew, now); m != nil {
 		return m, nil
 	}
-	md := modeNew
-	if o.cfg.WhenAllDown == TryAll && o.alive() == 0 {
-		if m := o.chooseIn(req, modePanic); m != nil {
+	md := o.lastMode()
+	if md == modePanic {
+		if m := o.chooseIn(req, modePanic, now); m != nil {
 			return m, nil
 		}
-		md = modePanic
 	}
-	if o.shared.limit.Load() > 0 {
-		// Would any be chosen but for the limit? A scan, not the strategy:
-		// the weighted round-robin moves its totals when it chooses.
-		v := o.view(req, md, true)
-		if slices.ContainsFunc(o.members, v.ok) {
-			return nil, ErrBusy
-		}
+	if o.shared.limit.Load() > 0 && o.anyIgnoringLimit(req, md, now) {
+		return nil, ErrBusy
 	}
 	return nil, ErrNoBackend
 }
 
-func (o *owner) chooseIn(req PickRequest, md mode) *member {
-	o.pickView = o.view(req, md, false)
+// lastMode is the mode of choose's last resort: modePanic when
+// when_all_down try_all is on and no member takes new requests.
+func (o *owner) lastMode() mode {
+	if o.cfg.WhenAllDown == TryAll && o.alive() == 0 {
+		return modePanic
+	}
+	return modeNew
+}
+
+// anyIgnoringLimit reports whether a member could be chosen for req in md but for
+// the limit. A scan, not the strategy: the weighted round-robin moves its
+// totals when it chooses.
+func (o *owner) anyIgnoringLimit(req PickRequest, md mode, now time.Time) bool {
+	v := o.view(req, md, true, now)
+	return slices.ContainsFunc(o.members, v.ok)
+}
+
+// couldTake reports whether choose would find a member for req, or find
+// them all at their limit, rather than fail with ErrNoBackend; unlike
+// choose, it moves neither the cursor nor the weighted round-robin's totals,
+// so that asking does not distort the shares. The sticky backend counts
+// only under its limit, as choose has it.
+func (o *owner) couldTake(req PickRequest) bool {
+	now := o.rampNow()
+	if req.Sticky != "" {
+		if m := o.sticky[req.Sticky]; m != nil {
+			if v := o.view(req, modeSticky, false, now); v.ok(m) {
+				return true
+			}
+		}
+	}
+	return o.anyIgnoringLimit(req, o.lastMode(), now)
+}
+
+func (o *owner) chooseIn(req PickRequest, md mode, now time.Time) *member {
+	o.pickView = o.view(req, md, false, now)
 	i := o.sel(&o.pickView)
 	o.pickView = view{} // keep no request's Skip list alive
 	if i < 0 {
@@ -289,7 +358,7 @@ func (o *owner) enqueue(m queueMsg) error {
 	if len(o.queue) >= o.cfg.MaxQueue {
 		return ErrQueueFull
 	}
-	if _, err := o.choose(m.req); err == ErrNoBackend {
+	if !o.couldTake(m.req) {
 		return ErrNoBackend
 	}
 	o.queue = append(o.queue, waiter{req: m.req, t: m.t})
@@ -388,7 +457,6 @@ func (o *owner) eject(mem *member, reason string) {
 	mem.ejectUntil = time.Now().Add(d)
 	mem.b.probation.Store(false)
 	o.set(mem, StateEjected, fmt.Sprintf("%s; ejected for %v", reason, d), CausePassiveHealth)
-	o.scheduleEjections()
 }
 
 // endEjections brings back the members whose ejection is over.
@@ -401,6 +469,8 @@ func (o *owner) endEjections() {
 			o.set(m, StateUp, "ejection over", CauseEjectionOver)
 		}
 	}
+	// Set again even when none was over (enter sets it when one is): the
+	// timer has fired and must not be left spent while others are out.
 	o.scheduleEjections()
 }
 
@@ -451,15 +521,21 @@ func (o *owner) set(mem *member, state State, reason string, cause Cause) {
 			o.ramping++
 		}
 		mem.rampFrom = mem.since
-	}
-	if from == StateEjected {
-		o.scheduleEjections()
+		o.rampsEnd = time.Time{} // found again by the next pick
 	}
 }
 
-// enter puts mem in state and counts the change.
+// enter puts mem in state and counts the change. An ejection begun or
+// ended, or a member removed while ejected, sets the timer for the earliest
+// end again: every way into or out of StateEjected comes here, so none is
+// missed. A member removed is out of o.members before it enters draining,
+// so that its ejection no longer counts.
 func (o *owner) enter(mem *member, state State, reason string, cause Cause) {
+	from := mem.state
 	mem.state, mem.reason, mem.since = state, reason, time.Now()
+	if from == StateEjected || state == StateEjected {
+		o.scheduleEjections()
+	}
 	mem.refresh()
 	mem.passes, mem.fails = 0, 0
 	if mem.changes == nil {
@@ -550,11 +626,7 @@ func (o *owner) remove(u *url.URL) result[BackendStatus] {
 	o.reweigh()
 	mem.b.removed.Store(true) // before reading the count: see Backend.Removed
 	o.log.Info("backend removed", "backend", key, "in_flight", mem.b.InFlight())
-	wasEjected := mem.state == StateEjected
 	o.enter(mem, StateDraining, "removed", CauseRemoved)
-	if wasEjected {
-		o.scheduleEjections()
-	}
 	if mem.b.InFlight() > 0 {
 		o.draining = append(o.draining, mem)
 	} else {
@@ -662,6 +734,7 @@ func (o *owner) reconfigure(cfg Config) {
 		}
 		o.ramping = 0
 	}
+	o.rampsEnd = time.Time{} // a new slow_start moves the ends
 	if cfg.Passive == nil && old.Passive != nil {
 		// Ejected under a policy no longer in force: back at once.
 		for _, mem := range o.members {

@@ -3,6 +3,7 @@ package pool
 import (
 	"log/slog"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -79,6 +80,103 @@ func TestRoundRobinRotationAcrossAddAndRemove(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "http://c", o.pickKey(t))
 	assert.Equal(t, "http://b", o.pickKey(t))
+}
+
+// Asking whether a request may queue is not a pick: a request that queues
+// while a slot is free is granted the backend next in the rotation, and the
+// rotation moves on by one, not two.
+func TestQueueingMovesTheRotationOnce(t *testing.T) {
+	o := testOwner(t, Config{MaxRequestsPerBackend: 1}, "http://a", "http://b", "http://c")
+	assert.Equal(t, "http://a", o.pickKey(t))
+	tk := newTicket()
+	reply := make(chan error, 1)
+	o.handle(queueMsg{t: tk, reply: reply})
+	require.NoError(t, <-reply)
+	require.Equal(t, ticketGranted, tk.state.Load(), "a free slot is granted at once")
+	assert.Equal(t, "http://b", tk.b.key)
+	tk.b.Release()
+	assert.Equal(t, "http://c", o.pickKey(t))
+}
+
+// Slow starts end on time although picks scan for their ends only when the
+// earliest is due.
+func TestSlowStartsEndOnTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		o := testOwner(t, Config{SlowStart: 10 * time.Second}, "http://a", "http://b", "http://c")
+		a, b := o.members[0], o.members[1]
+		restart := func(m *member) {
+			o.set(m, StateDown, "test", CauseHealthCheck)
+			o.set(m, StateUp, "test", CauseHealthCheck)
+		}
+		restart(a)
+		o.pickKey(t)
+		assert.Equal(t, 1, o.ramping)
+		assert.Equal(t, a.rampFrom.Add(10*time.Second), o.rampsEnd)
+
+		time.Sleep(5 * time.Second)
+		restart(b)
+		o.pickKey(t)
+		assert.Equal(t, 2, o.ramping)
+		assert.Equal(t, a.rampFrom.Add(10*time.Second), o.rampsEnd, "the earliest end")
+
+		time.Sleep(5*time.Second - time.Nanosecond)
+		o.pickKey(t)
+		assert.Equal(t, 2, o.ramping, "a's slow start has a nanosecond to go")
+		time.Sleep(time.Nanosecond)
+		o.pickKey(t)
+		assert.Equal(t, 1, o.ramping)
+		assert.True(t, a.rampFrom.IsZero())
+		assert.Equal(t, b.rampFrom.Add(10*time.Second), o.rampsEnd, "the next end")
+
+		time.Sleep(5 * time.Second)
+		o.pickKey(t)
+		assert.Zero(t, o.ramping)
+		assert.True(t, b.rampFrom.IsZero())
+		assert.Equal(t, int64(100), a.effective(time.Now(), o.cfg.SlowStart))
+
+		// A new slow_start moves the end of one under way.
+		restart(a)
+		cfg := o.cfg
+		cfg.SlowStart = 2 * time.Second
+		o.reconfigure(cfg)
+		time.Sleep(2 * time.Second)
+		o.pickKey(t)
+		assert.Zero(t, o.ramping, "ended at the new slow_start")
+	})
+}
+
+// The ejection timer follows every way out of an ejection: removing the
+// member whose ejection ends first moves the timer to the next end, and
+// the last ending stops it.
+func TestEjectionTimerFollowsRemoval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		o := testOwner(t, Config{Passive: &PassiveHealth{ConsecutiveFailures: 1, FailureStatuses: []int{503},
+			EjectionTime: 10 * time.Second, MaxEjectedPercent: 100}}, "http://a", "http://b", "http://c")
+		fired := func() bool {
+			select {
+			case <-o.ejectionsC():
+				return true
+			default:
+				return false
+			}
+		}
+		a, b := o.members[0], o.members[1]
+		o.eject(a, "test")
+		time.Sleep(5 * time.Second)
+		o.eject(b, "test")
+		require.Equal(t, StateEjected, b.state)
+		_, err := o.removeURL("http://a")
+		require.NoError(t, err)
+
+		time.Sleep(6 * time.Second)
+		assert.False(t, fired(), "a's end is no longer due")
+		time.Sleep(5 * time.Second)
+		require.True(t, fired(), "b's is")
+		o.endEjections()
+		assert.Equal(t, StateUp, b.state)
+		time.Sleep(time.Hour)
+		assert.False(t, fired(), "none is out")
+	})
 }
 
 func TestThresholds(t *testing.T) {

@@ -233,6 +233,26 @@ func parseSpec(s Spec) (spec, error) {
 	return spec{u: u, weight: w, source: s.Source, admin: admin}, nil
 }
 
+// parseSpecs parses every one of specs, in order, and reports the problems
+// of all the bad ones rather than only the first. keep, when not nil, may
+// refuse a spec that parsed, with the error to report (New's duplicates).
+func parseSpecs(specs []Spec, keep func(spec) error) ([]spec, []error) {
+	var out []spec
+	var errs []error
+	for _, s := range specs {
+		sp, err := parseSpec(s)
+		if err == nil && keep != nil {
+			err = keep(sp)
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, sp)
+	}
+	return out, errs
+}
+
 // checkWeight applies the zero-means-default rule to a weight.
 func checkWeight(w int) (int, error) {
 	switch {
@@ -250,22 +270,15 @@ func checkWeight(w int) (int, error) {
 // once. It reports every problem with cfg, every bad URL and weight, and
 // every duplicate, at once.
 func New(cfg Config, backends ...Spec) (*Pool, error) {
-	errs := []error{cfg.check()}
 	seen := make(map[string]bool)
-	var specs []spec
-	for _, b := range backends {
-		s, err := parseSpec(b)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
+	specs, specErrs := parseSpecs(backends, func(s spec) error {
 		if seen[s.u.String()] {
-			errs = append(errs, fmt.Errorf("%w: %s", ErrExists, s.u))
-			continue
+			return fmt.Errorf("%w: %s", ErrExists, s.u)
 		}
 		seen[s.u.String()] = true
-		specs = append(specs, s)
-	}
+		return nil
+	})
+	errs := append([]error{cfg.check()}, specErrs...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -568,19 +581,10 @@ func (p *Pool) Apply(ctx context.Context, c Delta) (Applied, error) {
 		errs = append(errs, cfg.check())
 		msg.cfg = &cfg
 	}
-	parse := func(specs []Spec) []spec {
-		var out []spec
-		for _, s := range specs {
-			sp, err := parseSpec(s)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			out = append(out, sp)
-		}
-		return out
-	}
-	msg.add, msg.update = parse(c.Add), parse(c.Update)
+	var addErrs, updateErrs []error
+	msg.add, addErrs = parseSpecs(c.Add, nil)
+	msg.update, updateErrs = parseSpecs(c.Update, nil)
+	errs = append(append(errs, addErrs...), updateErrs...)
 	for _, raw := range c.Remove {
 		u, err := ParseURL(raw)
 		if err != nil {
@@ -606,14 +610,9 @@ func (p *Pool) Apply(ctx context.Context, c Delta) (Applied, error) {
 func (p *Pool) SetSource(ctx context.Context, source string, specs []Spec) (Applied, error) {
 	msg := sourceMsg{source: source, reply: make(chan Applied, 1)}
 	var errs []error
-	for _, s := range specs {
-		s.Source = source
-		sp, err := parseSpec(s)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		msg.specs = append(msg.specs, sp)
+	msg.specs, errs = parseSpecs(specs, nil)
+	for i := range msg.specs {
+		msg.specs[i].source = source
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Applied{}, err

@@ -163,3 +163,27 @@ func TestNoQueueWithoutALimit(t *testing.T) {
 	_, err := p.Wait(t.Context(), pool.PickRequest{})
 	assert.ErrorIs(t, err, pool.ErrNoBackend)
 }
+
+// A backend back from an ejection serves the queue at once, without waiting
+// for a slot elsewhere to free.
+func TestQueueServedWhenAnEjectionEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := pooltest.Start(t, pool.Config{MaxRequestsPerBackend: 1, QueueTimeout: time.Minute,
+			Passive: &pool.PassiveHealth{ConsecutiveFailures: 1, FailureStatuses: []int{503},
+				EjectionTime: 10 * time.Second, MaxEjectedPercent: 50}},
+			"http://a", "http://b")
+		failN(t, p, pooltest.BackendOf(t, p, "http://a"), 1)
+		require.Equal(t, pool.StateEjected, pooltest.StatusOf(t, p, "http://a").State)
+		holder, err := acquire(t.Context(), p)
+		require.NoError(t, err)
+		require.Equal(t, "http://b", holder.URL().String())
+
+		start := time.Now()
+		b, err := p.Wait(t.Context(), pool.PickRequest{})
+		require.NoError(t, err)
+		assert.Equal(t, "http://a", b.URL().String())
+		assert.Equal(t, 10*time.Second, time.Since(start), "granted when the ejection ended")
+		b.Release()
+		holder.Release()
+	})
+}

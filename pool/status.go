@@ -136,9 +136,9 @@ func (s BackendStatus) Alive() bool { return s.State == StateUp && s.AdminState 
 
 // Status is a snapshot of the pool.
 type Status struct {
-	Strategy Strategy
-	// HashKey, SlowStart, Sticky, Passive and WhenAllDown repeat the
+	// Strategy, SlowStart, Sticky, Passive and WhenAllDown repeat the
 	// settings in force, for the status page.
+	Strategy    Strategy
 	SlowStart   time.Duration
 	Sticky      bool
 	Passive     *PassiveHealth

@@ -92,7 +92,7 @@ func (v *view) ok(m *member) bool {
 			return false
 		}
 	}
-	return (len(v.req.Skip) == 0 || !slices.Contains(v.req.Skip, m.b)) && (v.limit <= 0 || m.b.InFlight() < v.limit)
+	return (len(v.req.Skip) == 0 || !slices.Contains(v.req.Skip, m.b)) && !m.full(v.limit)
 }
 
 func (v *view) weight(m *member) int64 { return m.effective(v.now, v.slowStart) }
@@ -301,18 +301,17 @@ func hashed(v *view) int {
 	if !v.req.HasHash {
 		return roundRobin(v)
 	}
-	m := v.o.hashRing().walk(v)
-	if m == nil {
-		return -1
-	}
-	return slices.Index(v.members, m)
+	return v.o.hashRing().walk(v)
 }
 
 // ring is the Hash strategy's table: points on a circle of uint64, sorted,
-// each owned by a member.
+// each owned by a member, named by its index in the members the ring was
+// built from, so that a pick needs no search for it. The owner builds the
+// ring anew (reweigh) whenever members join, leave or change weight, before
+// it picks again, so that the indexes always name the members they did.
 type ring struct {
 	points []uint64
-	owners []*member
+	owners []int32 // index in members; half the size of an int or a pointer
 }
 
 // ringPoints bounds the size of the ring, so that building it after a
@@ -328,12 +327,12 @@ func buildRing(members []*member) *ring {
 	}
 	per := min(100.0, float64(ringPoints)/float64(max(sum, 1)))
 	r := &ring{}
-	for _, m := range members {
+	for j, m := range members {
 		n := max(1, int(float64(m.weight)*per+0.5))
 		base := HashKey(m.b.key)
 		for i := range n {
 			r.points = append(r.points, mix(base+uint64(i)*0x9e3779b97f4a7c15))
-			r.owners = append(r.owners, m)
+			r.owners = append(r.owners, int32(j))
 		}
 	}
 	idx := make([]int, len(r.points))
@@ -349,7 +348,7 @@ func buildRing(members []*member) *ring {
 		}
 		return 0
 	})
-	points, owners := make([]uint64, len(idx)), make([]*member, len(idx))
+	points, owners := make([]uint64, len(idx)), make([]int32, len(idx))
 	for j, i := range idx {
 		points[j], owners[j] = r.points[i], r.owners[i]
 	}
@@ -357,25 +356,26 @@ func buildRing(members []*member) *ring {
 	return r
 }
 
-// walk returns the owner of the first point at or after the request's key,
-// going round, that the view may choose; nil if none.
-func (r *ring) walk(v *view) *member {
+// walk returns the index in v.members of the owner of the first point at
+// or after the request's key, going round, that the view may choose; -1 if
+// none. v.members must be the members the ring was built from.
+func (r *ring) walk(v *view) int {
 	h := v.req.Hash
 	n := len(r.points)
 	if n == 0 {
-		return nil
+		return -1
 	}
 	start, _ := slices.BinarySearch(r.points, h)
-	var last *member // a member seen refused is not asked again at once
+	last := int32(-1) // a member seen refused is not asked again at once
 	for k := range n {
-		m := r.owners[(start+k)%n]
-		if m == last {
+		i := r.owners[(start+k)%n]
+		if i == last {
 			continue
 		}
-		if v.ok(m) {
-			return m
+		if v.ok(v.members[i]) {
+			return int(i)
 		}
-		last = m
+		last = i
 	}
-	return nil
+	return -1
 }

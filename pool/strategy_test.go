@@ -143,7 +143,11 @@ func keysOn(r *ring, ms []*member) map[int]*member {
 	out := make(map[int]*member, 10000)
 	for k := range 10000 {
 		v.req.Hash, v.req.HasHash = HashKey(fmt.Sprintf("client-%d", k)), true
-		out[k] = r.walk(v)
+		if i := r.walk(v); i >= 0 {
+			out[k] = ms[i]
+		} else {
+			out[k] = nil
+		}
 	}
 	return out
 }
@@ -250,4 +254,34 @@ func TestPlainPassesChooseAsTheGeneralOnes(t *testing.T) {
 			}
 		}
 	}
+}
+
+// The ring names members by index: after members leave and join, a hash
+// pick through the owner is what a ring built afresh chooses, never a
+// member gone or one in another's place.
+func TestHashPicksFollowMemberChanges(t *testing.T) {
+	o := testOwner(t, Config{Strategy: Hash}, "http://a", "http://b", "http://c", "http://d")
+	check := func() {
+		t.Helper()
+		fresh := buildRing(o.members)
+		for k := range 1000 {
+			req := PickRequest{Hash: HashKey(fmt.Sprintf("client-%d", k)), HasHash: true}
+			r := o.pick(req)
+			require.NoError(t, r.err)
+			v := o.view(req, modeNew, false, o.rampNow())
+			i := fresh.walk(&v)
+			require.GreaterOrEqual(t, i, 0)
+			assert.Same(t, o.members[i].b, r.val)
+		}
+	}
+	check()
+	_, err := o.removeURL("http://b")
+	require.NoError(t, err)
+	check()
+	e := o.addURL(t, "http://e")
+	o.handle(probeMsg{b: e, r: ProbeResult{OK: true, Reason: "test"}})
+	check()
+	_, err = o.removeURL("http://a")
+	require.NoError(t, err)
+	check()
 }

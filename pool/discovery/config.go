@@ -7,6 +7,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/switchyard-proxy/switchyard/pool"
 )
 
 // Defaults and limits of Config and of the config file's fields.
@@ -30,7 +32,7 @@ const (
 	// MinWeight and MaxWeight are the pool's range of weights; an SRV
 	// record's weight is clamped to it.
 	MinWeight = 1
-	MaxWeight = 1000
+	MaxWeight = pool.MaxWeight
 )
 
 // ErrConfig is wrapped by the errors of New, ParseResolver and ParseRefresh

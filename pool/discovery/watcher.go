@@ -282,8 +282,12 @@ type loopState struct {
 // watch is one source's loop: refresh at once, then on every tick.
 func (w *Watcher) watch(ctx context.Context, s *source) error {
 	// A Ticker, not a sleep after each refresh, keeps lookups on a fixed
-	// schedule. A refresh never outlasts the period (timeout ≤ refresh), so
-	// no tick is lost to a slow one.
+	// schedule. The lookups of a refresh end within the period (timeout ≤
+	// refresh), but the sink call after them is not bounded by it: the
+	// program's sink probes the backends added before it returns. A refresh
+	// that outlasts the period finds one tick waiting, the Ticker having
+	// dropped any others, so the next refresh starts at once and refreshes
+	// never pile up.
 	tick := time.NewTicker(w.refresh)
 	defer tick.Stop()
 	var st loopState
