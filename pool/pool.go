@@ -56,6 +56,15 @@ const (
 	TryAll WhenAllDown = "try_all"
 )
 
+// ParseWhenAllDown parses "fail" or "try_all".
+func ParseWhenAllDown(s string) (WhenAllDown, error) {
+	switch w := WhenAllDown(s); w {
+	case Fail, TryAll:
+		return w, nil
+	}
+	return "", fmt.Errorf("%w: WhenAllDown must be %q or %q, got %q", ErrInvalidConfig, Fail, TryAll, s)
+}
+
 // PassiveHealth is outlier ejection from live traffic.
 type PassiveHealth struct {
 	// ConsecutiveFailures in a row eject a backend. It must be positive.
@@ -70,6 +79,38 @@ type PassiveHealth struct {
 	// MaxEjectedPercent caps the share of the pool ejected at once; at
 	// least one backend may always be. 0 to 100.
 	MaxEjectedPercent int
+}
+
+// A FieldError is a problem with one field of a config, the field named as
+// a config file spells it, so that a loader can name it in the file by
+// adding where the config sits there.
+type FieldError struct {
+	Field, Problem string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Problem }
+
+// Problems lists what is wrong with ph, every problem, in field order.
+func (ph PassiveHealth) Problems() []*FieldError {
+	var out []*FieldError
+	bad := func(field, format string, args ...any) {
+		out = append(out, &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
+	}
+	if ph.ConsecutiveFailures < 1 {
+		bad("consecutive_failures", "must be at least 1, got %d", ph.ConsecutiveFailures)
+	}
+	for i, s := range ph.FailureStatuses {
+		if s < 100 || s > 599 {
+			bad(fmt.Sprintf("failure_statuses[%d]", i), "must be an HTTP status from 100 to 599, got %d", s)
+		}
+	}
+	if ph.EjectionTime <= 0 {
+		bad("ejection_time", "must be a positive duration, got %v", ph.EjectionTime)
+	}
+	if ph.MaxEjectedPercent < 0 || ph.MaxEjectedPercent > 100 {
+		bad("max_ejected_percent", "must be from 0 to 100, got %d", ph.MaxEjectedPercent)
+	}
+	return out
 }
 
 // Config says how the pool chooses and when health checks change a backend's
@@ -153,27 +194,15 @@ func (cfg *Config) check() error {
 	if cfg.SlowStart < 0 {
 		bad("SlowStart must not be negative, got %v", cfg.SlowStart)
 	}
-	switch cfg.WhenAllDown {
-	case "":
+	if cfg.WhenAllDown == "" {
 		cfg.WhenAllDown = Fail
-	case Fail, TryAll:
-	default:
-		bad("WhenAllDown must be %q or %q, got %q", Fail, TryAll, cfg.WhenAllDown)
+	}
+	if _, err := ParseWhenAllDown(string(cfg.WhenAllDown)); err != nil {
+		errs = append(errs, err)
 	}
 	if ph := cfg.Passive; ph != nil {
-		if ph.ConsecutiveFailures < 1 {
-			bad("Passive.ConsecutiveFailures must be at least 1, got %d", ph.ConsecutiveFailures)
-		}
-		if ph.EjectionTime <= 0 {
-			bad("Passive.EjectionTime must be positive, got %v", ph.EjectionTime)
-		}
-		if ph.MaxEjectedPercent < 0 || ph.MaxEjectedPercent > 100 {
-			bad("Passive.MaxEjectedPercent must be 0 to 100, got %d", ph.MaxEjectedPercent)
-		}
-		for _, s := range ph.FailureStatuses {
-			if s < 100 || s > 599 {
-				bad("Passive.FailureStatuses: %d is not an HTTP status", s)
-			}
+		for _, p := range ph.Problems() {
+			bad("Passive: %v", p)
 		}
 	}
 	switch {

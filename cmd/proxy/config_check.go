@@ -264,26 +264,19 @@ func (f configFile) checkBalancing(c *Config, ps *problems, getenv func(string) 
 		if ps.object("passive_health", f.PassiveHealth, &pf) {
 			ph := &pool.PassiveHealth{ConsecutiveFailures: pf.ConsecutiveFailures, FailureStatuses: pf.FailureStatuses,
 				MaxEjectedPercent: pf.MaxEjectedPercent}
-			if pf.ConsecutiveFailures < 1 {
-				ps.add("passive_health.consecutive_failures", "must be at least 1, got %d", pf.ConsecutiveFailures)
-			}
-			for i, s := range pf.FailureStatuses {
-				if s < 100 || s > 599 {
-					ps.add(fmt.Sprintf("passive_health.failure_statuses[%d]", i), "must be an HTTP status from 100 to 599, got %d", s)
-				}
-			}
 			ph.EjectionTime = ps.positive("passive_health.ejection_time", pf.EjectionTime)
-			if pf.MaxEjectedPercent < 0 || pf.MaxEjectedPercent > 100 {
-				ps.add("passive_health.max_ejected_percent", "must be from 0 to 100, got %d", pf.MaxEjectedPercent)
+			for _, p := range ph.Problems() {
+				if p.Field != "ejection_time" { // the file's text is checked above, as it is parsed
+					ps.add("passive_health."+p.Field, "%s", p.Problem)
+				}
 			}
 			c.PassiveHealth = ph
 		}
 	}
-	switch w := pool.WhenAllDown(f.WhenAllDown); w {
-	case pool.Fail, pool.TryAll:
-		c.WhenAllDown = w
-	default:
+	if w, err := pool.ParseWhenAllDown(f.WhenAllDown); err != nil {
 		ps.add("when_all_down", "must be %q or %q, got %q", pool.Fail, pool.TryAll, f.WhenAllDown)
+	} else {
+		c.WhenAllDown = w
 	}
 }
 
