@@ -106,8 +106,8 @@ func (c *conn) close() {
 	if c.closed.CompareAndSwap(false, true) {
 		c.idle.Stop()
 		c.nc.Close()
-		if c.hp.live.Add(-1) == 0 && c.hp.forget != nil {
-			c.hp.forget()
+		if c.hp.live.Add(-1) == 0 {
+			c.hp.release()
 		}
 	}
 }

@@ -91,7 +91,7 @@ type Transport struct {
 	once  sync.Once
 	s     settings
 	err   error    // from Validate, returned by every RoundTrip
-	pools sync.Map // host:port -> *hostPool, while it has a connection open
+	pools sync.Map // host:port -> *hostPool, until it has had no connection for idleTimeout
 }
 
 // settings are the Transport's fields with defaults filled in, read once.
@@ -261,6 +261,10 @@ func (t *Transport) hostPool(addr string, s *settings) *hostPool {
 	}
 	hp := newHostPool(addr, s.maxIdle, s.idleTimeout)
 	hp.forget = func() { t.pools.CompareAndDelete(addr, hp) }
+	// Stopped until release; made before the pool is shared, since
+	// whoever finds it may release it.
+	hp.linger = time.AfterFunc(s.idleTimeout, hp.lapse)
+	hp.linger.Stop()
 	p, _ := t.pools.LoadOrStore(addr, hp)
 	return p.(*hostPool)
 }
@@ -293,6 +297,9 @@ func (t *Transport) getConn(ctx context.Context, hp *hostPool, s *settings, trac
 	}
 	nc, err := s.dial(dctx, "tcp", hp.addr)
 	if err != nil {
+		if hp.live.Load() == 0 {
+			hp.release() // the pool was made for this dial, or has lost its connections
+		}
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
 		}
@@ -314,7 +321,14 @@ func (t *Transport) getConn(ctx context.Context, hp *hostPool, s *settings, trac
 // not interrupted; they may become idle afterwards.
 func (t *Transport) CloseIdleConnections() {
 	t.pools.Range(func(_, p any) bool {
-		p.(*hostPool).closeIdle()
+		hp := p.(*hostPool)
+		hp.closeIdle()
+		if hp.live.Load() == 0 {
+			// Nothing is left in it: forget it now rather than at the end
+			// of its lingering, as the caller asks of what is idle.
+			hp.linger.Stop()
+			hp.forget()
+		}
 		return true
 	})
 }
