@@ -295,3 +295,22 @@ func TestFailedDialsLeaveNoPool(t *testing.T) {
 		assert.False(t, ok, "forgotten after IdleConnTimeout")
 	})
 }
+
+// A URL without a port is dialled on port 80, its pool found by the host as
+// written.
+func TestDefaultPortIsDialled(t *testing.T) {
+	var dialled []string
+	tr := &Transport{DialContext: func(_ context.Context, _, addr string) (net.Conn, error) {
+		dialled = append(dialled, addr)
+		return nil, errors.New("test: no dialing")
+	}}
+	for range 2 {
+		req, err := http.NewRequest(http.MethodGet, "http://backend.example/", nil)
+		require.NoError(t, err)
+		_, err = tr.RoundTrip(req)
+		assert.Error(t, err)
+	}
+	assert.Equal(t, []string{"backend.example:80", "backend.example:80"}, dialled)
+	_, ok := tr.pools.Load("backend.example")
+	assert.True(t, ok)
+}
