@@ -315,6 +315,12 @@ type requestState struct {
 	// from its arrival, zero if it has none.
 	grpc     bool
 	deadline time.Time
+	// peer is the address of the connection's other end, unmapped, parsed
+	// from RemoteAddr once for all who need it, and only when something
+	// does (TrustedProxies, a client_ip hash key); invalid otherwise, or if
+	// RemoteAddr is no address. trusted says it is one of TrustedProxies.
+	peer    netip.Addr
+	trusted bool
 	// tried are the backends attempted so far; buf saves an allocation.
 	tried []*pool.Backend
 	buf   [3]*pool.Backend
@@ -354,14 +360,20 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := p.current.Load()
 	st := &requestState{s: s, client: r.Context()}
 	st.tried = st.buf[:0]
+	if len(s.TrustedProxies) > 0 || s.HashKey.Kind == "client_ip" {
+		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+			st.peer = ap.Addr().Unmap()
+			st.trusted = s.trustedAddr(st.peer)
+		}
+	}
 	if s.HashKey.Kind != "" {
-		st.hash, st.hasHash = s.hash(r)
+		st.hash, st.hasHash = s.hash(r, st)
 	}
 	if s.StickyCookie != "" {
 		if c, err := r.Cookie(s.StickyCookie); err == nil {
 			st.sticky = c.Value
 		}
-		st.secure = r.TLS != nil || (s.trusted(r.RemoteAddr) && strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https"))
+		st.secure = r.TLS != nil || (st.trusted && strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https"))
 	}
 	if st.grpc = isGRPC(r); st.grpc {
 		// request_timeout would cut a stream whose server sends its
@@ -456,7 +468,7 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 	p.log.Warn("proxy error", append(attrs, "status", code)...)
 	if st != nil {
 		st.errClass = class
-		if isGRPC(r) {
+		if st.grpc {
 			grpcCode, msg := grpcAnswer(class, err)
 			writeGRPCError(&st.rec, grpcCode, msg, retryAfter, code)
 			return
@@ -486,7 +498,7 @@ func (p *Proxy) clientBodyError(w http.ResponseWriter, r *http.Request, st *requ
 		st.errClass = classClientBody
 	}
 	p.log.Debug("client's request body could not be read", "method", r.Method, "path", r.URL.Path, "error", err, "status", code)
-	if st != nil && isGRPC(r) {
+	if st != nil && st.grpc {
 		// The HTTP-to-gRPC mapping of the gRPC spec: 400 is INTERNAL, 408
 		// has no gRPC meaning. An HTTP/2 stream's framing is the
 		// connection's, intact: no reason to close it, and its other
