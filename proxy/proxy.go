@@ -420,28 +420,27 @@ func (p *Proxy) CloseIdleConnections() { p.current.Load().closeIdle() }
 // client gets the same as a gRPC status (UNAVAILABLE, or DEADLINE_EXCEEDED
 // for the timeout), counted and logged under the HTTP status.
 func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
-	st, _ := r.Context().Value(stateKey{}).(*requestState)
+	// Every request ReverseProxy reports an error for derives from the one
+	// ServeHTTP gave it, which carries the state.
+	st := r.Context().Value(stateKey{}).(*requestState)
 	if errors.Is(err, errClientBody) && p.clientBodyError(w, r, st, err) {
 		return
 	}
-	attrs := []any{"method", r.Method, "path", r.URL.Path, "error", err}
-	if st != nil {
-		attrs = append(attrs, "attempts", len(st.tried))
-		if len(st.tried) > 0 {
-			attrs = append(attrs, "backend", st.tried[len(st.tried)-1].String())
-		}
-		if st.client.Err() != nil {
-			// The client went away: there is nobody to answer, and the backend
-			// is not to blame. 499 is nginx's name for this. Nothing must be
-			// written, and returning would not do: a handler that returns
-			// without writing is sent as an empty 200, which a client that
-			// only half-closed its side (net/http ends the request's context
-			// on that too) would take for a success. Aborting closes the
-			// connection unanswered.
-			st.errClass = classClientGone
-			p.log.Debug("client went away", append(attrs, "status", 499)...)
-			panic(http.ErrAbortHandler)
-		}
+	attrs := []any{"method", r.Method, "path", r.URL.Path, "error", err, "attempts", len(st.tried)}
+	if len(st.tried) > 0 {
+		attrs = append(attrs, "backend", st.tried[len(st.tried)-1].String())
+	}
+	if st.client.Err() != nil {
+		// The client went away: there is nobody to answer, and the backend
+		// is not to blame. 499 is nginx's name for this. Nothing must be
+		// written, and returning would not do: a handler that returns
+		// without writing is sent as an empty 200, which a client that
+		// only half-closed its side (net/http ends the request's context
+		// on that too) would take for a success. Aborting closes the
+		// connection unanswered.
+		st.errClass = classClientGone
+		p.log.Debug("client went away", append(attrs, "status", 499)...)
+		panic(http.ErrAbortHandler)
 	}
 	code, class := http.StatusBadGateway, classBackend
 	switch {
@@ -460,19 +459,14 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	var retryAfter time.Duration
 	if code == http.StatusServiceUnavailable {
-		retryAfter = p.current.Load().RetryAfter
-		if st != nil {
-			retryAfter = st.s.RetryAfter
-		}
+		retryAfter = st.s.RetryAfter
 	}
 	p.log.Warn("proxy error", append(attrs, "status", code)...)
-	if st != nil {
-		st.errClass = class
-		if st.grpc {
-			grpcCode, msg := grpcAnswer(class, err)
-			writeGRPCError(&st.rec, grpcCode, msg, retryAfter, code)
-			return
-		}
+	st.errClass = class
+	if st.grpc {
+		grpcCode, msg := grpcAnswer(class, err)
+		writeGRPCError(&st.rec, grpcCode, msg, retryAfter, code)
+		return
 	}
 	if retryAfter > 0 {
 		secs := int((retryAfter + time.Second - 1) / time.Second)
@@ -491,14 +485,12 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 // as one.
 func (p *Proxy) clientBodyError(w http.ResponseWriter, r *http.Request, st *requestState, err error) bool {
 	code := clientBodyStatus(err)
-	if code != http.StatusRequestTimeout && st != nil && st.client.Err() != nil {
+	if code != http.StatusRequestTimeout && st.client.Err() != nil {
 		return false
 	}
-	if st != nil {
-		st.errClass = classClientBody
-	}
+	st.errClass = classClientBody
 	p.log.Debug("client's request body could not be read", "method", r.Method, "path", r.URL.Path, "error", err, "status", code)
-	if st != nil && st.grpc {
+	if st.grpc {
 		// The HTTP-to-gRPC mapping of the gRPC spec: 400 is INTERNAL, 408
 		// has no gRPC meaning. An HTTP/2 stream's framing is the
 		// connection's, intact: no reason to close it, and its other
