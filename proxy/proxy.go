@@ -193,10 +193,12 @@ func newSettings(cfg Config, old *settings) (*settings, error) {
 	orDefault(&errs, "RequestTimeout", &cfg.RequestTimeout, 30*time.Second)
 	orDefault(&errs, "RetryAfter", &cfg.RetryAfter, time.Second)
 	orDefault(&errs, "MaxAttempts", &cfg.MaxAttempts, 3)
-	orDefault(&errs, "DialTimeout", &cfg.DialTimeout, 3*time.Second)
-	orDefault(&errs, "IdleConnTimeout", &cfg.IdleConnTimeout, 30*time.Second)
-	orDefault(&errs, "MaxIdleConnsPerHost", &cfg.MaxIdleConnsPerHost, 256)
-	orDefault(&errs, "MaxResponseHeaderBytes", &cfg.MaxResponseHeaderBytes, 64<<10)
+	// The backend connection defaults are proxy/h1's, whichever transport
+	// a backend's scheme gets.
+	orDefault(&errs, "DialTimeout", &cfg.DialTimeout, h1.DefaultDialTimeout)
+	orDefault(&errs, "IdleConnTimeout", &cfg.IdleConnTimeout, h1.DefaultIdleConnTimeout)
+	orDefault(&errs, "MaxIdleConnsPerHost", &cfg.MaxIdleConnsPerHost, h1.DefaultMaxIdleConnsPerHost)
+	orDefault(&errs, "MaxResponseHeaderBytes", &cfg.MaxResponseHeaderBytes, h1.DefaultMaxResponseHeaderBytes)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -230,12 +232,12 @@ func newTransports(cfg Config) transports {
 		tr := &http.Transport{
 			// Backends are reached directly, never through HTTP_PROXY.
 			Proxy:                  nil,
-			DialContext:            (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+			DialContext:            (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: h1.DefaultKeepAlive}).DialContext,
 			TLSHandshakeTimeout:    cfg.DialTimeout,
 			MaxIdleConnsPerHost:    cfg.MaxIdleConnsPerHost,
 			IdleConnTimeout:        cfg.IdleConnTimeout,
 			MaxResponseHeaderBytes: cfg.MaxResponseHeaderBytes,
-			ExpectContinueTimeout:  time.Second,
+			ExpectContinueTimeout:  h1.DefaultExpectContinueTimeout,
 			// A proxy passes bodies through as they are. With compression on,
 			// the Transport would ask for gzip on the client's behalf and
 			// unpack it again, spending CPU to change nothing.
@@ -255,7 +257,7 @@ func newTransports(cfg Config) transports {
 			IdleConnTimeout:        cfg.IdleConnTimeout,
 			MaxIdleConnsPerHost:    cfg.MaxIdleConnsPerHost,
 			MaxResponseHeaderBytes: cfg.MaxResponseHeaderBytes,
-			ExpectContinueTimeout:  time.Second,
+			ExpectContinueTimeout:  h1.DefaultExpectContinueTimeout,
 		},
 		tls: build(func(p *http.Protocols) { p.SetHTTP1(true); p.SetHTTP2(true) }),
 		h2c: build(func(p *http.Protocols) { p.SetUnencryptedHTTP2(true) }),

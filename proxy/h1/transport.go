@@ -42,9 +42,9 @@ const (
 	DefaultExpectContinueTimeout  = time.Second
 )
 
-// tcpKeepAlive is the keep-alive period of the default dialer, as the
-// proxy's http.Transport has it.
-const tcpKeepAlive = 30 * time.Second
+// DefaultKeepAlive is the TCP keep-alive period of the dialer that a nil
+// DialContext stands for.
+const DefaultKeepAlive = 30 * time.Second
 
 // Transport is an http.RoundTripper for "http" URLs over HTTP/1.1. It keeps
 // a bounded pool of idle connections per backend (per URL Host, as written).
@@ -144,7 +144,7 @@ func (t *Transport) init() {
 		continueTimeout: orDefault(t.ExpectContinueTimeout, DefaultExpectContinueTimeout),
 	}
 	if s.dial == nil {
-		s.dial = (&net.Dialer{Timeout: s.dialTimeout, KeepAlive: tcpKeepAlive}).DialContext
+		s.dial = (&net.Dialer{Timeout: s.dialTimeout, KeepAlive: DefaultKeepAlive}).DialContext
 	}
 	t.s = s
 }
