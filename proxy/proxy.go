@@ -357,11 +357,24 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.handlers.add()
 	defer p.handlers.done()
 
-	ctx, cancel := context.WithCancelCause(r.Context())
-	defer cancel(nil)
 	s := p.current.Load()
 	st := &requestState{s: s, client: r.Context()}
 	st.tried = st.buf[:0]
+	st.rec.ResponseWriter = w
+	w = &st.rec
+	if p.metrics != nil || s.AccessLog != nil {
+		st.start = time.Now()
+		defer p.observe(st, r)
+	}
+	// What no backend may see is answered before anything is spent on
+	// the request (and before anything reads it: the framing verdict must
+	// be taken first).
+	if p.refuse(w, r, st) {
+		return
+	}
+
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
 	if len(s.TrustedProxies) > 0 || s.HashKey.Kind == "client_ip" {
 		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 			st.peer = ap.Addr().Unmap()
@@ -391,20 +404,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if st.timer != nil {
 		defer st.timer.Stop()
 	}
-	st.rec.ResponseWriter = w
-	w = &st.rec
-	if p.metrics != nil || s.AccessLog != nil {
-		st.start = time.Now()
-		defer p.observe(st, r)
-	}
 	defer func() {
 		if st.serving != nil {
 			st.serving.Release()
 		}
 	}()
-	if p.refuse(w, r, st) {
-		return
-	}
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, stateKey{}, st)))
 }
 
