@@ -83,7 +83,7 @@ func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return nil, err
 		}
-		res, err := t.attempt(req, st, b, inbound, host)
+		res, err := t.attempt(req, st, b, body, inbound, host)
 		if failed != nil {
 			failed.CountRetry() // its request is now another backend's
 			failed = nil
@@ -180,11 +180,12 @@ func (p *Proxy) queue(ctx context.Context, req pool.PickRequest) (*pool.Backend,
 	return b, err
 }
 
-// attempt sends req to b, which the caller has acquired. b's count is
-// released when the attempt ends, whichever way, panics included; when it
-// brings a response, the count passes to st.serving, which ServeHTTP
-// releases once the response is finished.
-func (t *retrier) attempt(req *http.Request, st *requestState, b *pool.Backend, inbound url.URL, host string) (res *http.Response, err error) {
+// attempt sends req to b, which the caller has acquired; body is req's Body,
+// or nil when req has none. b's count is released when the attempt ends,
+// whichever way, panics included; when it brings a response, the count
+// passes to st.serving, which ServeHTTP releases once the response is
+// finished.
+func (t *retrier) attempt(req *http.Request, st *requestState, b *pool.Backend, body *countingBody, inbound url.URL, host string) (res *http.Response, err error) {
 	defer func() {
 		if st.serving != b {
 			b.Release()
@@ -212,7 +213,7 @@ func (t *retrier) attempt(req *http.Request, st *requestState, b *pool.Backend, 
 		}
 		req.Header.Set("Grpc-Timeout", formatGRPCTimeout(left))
 	}
-	if body, ok := req.Body.(*countingBody); ok {
+	if body != nil {
 		body.rewind() // from its first byte, if an earlier attempt read some
 	}
 
