@@ -317,12 +317,6 @@ type requestState struct {
 	// from its arrival, zero if it has none.
 	grpc     bool
 	deadline time.Time
-	// peer is the address of the connection's other end, unmapped, parsed
-	// from RemoteAddr once for all who need it, and only when something
-	// does (TrustedProxies, a client_ip hash key); invalid otherwise, or if
-	// RemoteAddr is no address. trusted says it is one of TrustedProxies.
-	peer    netip.Addr
-	trusted bool
 	// tried are the backends attempted so far; buf saves an allocation.
 	tried []*pool.Backend
 	buf   [3]*pool.Backend
@@ -332,11 +326,13 @@ type requestState struct {
 	// cut watches the response body of the backend that answered.
 	cut cutBody
 	// What the pick needs of the request: its sticky cookie, its hash key;
-	// and whether a cookie set on the response must be Secure.
+	// whether a cookie set on the response must be Secure; and whether the
+	// peer is one of TrustedProxies, whose forwarding headers are kept.
 	sticky  string
 	hash    uint64
 	hasHash bool
 	secure  bool
+	trusted bool
 
 	// What was sent to the client (the retrier needs to know of 1xx
 	// answers), and for metrics and the access log when the request
@@ -375,14 +371,17 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
+	// The peer's address is parsed once for all who need it, and only
+	// when someone does; it stays invalid if RemoteAddr is no address.
+	var peer netip.Addr
 	if len(s.TrustedProxies) > 0 || s.HashKey.Kind == "client_ip" {
 		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-			st.peer = ap.Addr().Unmap()
-			st.trusted = s.trustedAddr(st.peer)
+			peer = ap.Addr().Unmap()
+			st.trusted = s.trustedAddr(peer)
 		}
 	}
 	if s.HashKey.Kind != "" {
-		st.hash, st.hasHash = s.hash(r, st)
+		st.hash, st.hasHash = s.hash(r, peer, st.trusted)
 	}
 	if s.StickyCookie != "" {
 		if c, err := r.Cookie(s.StickyCookie); err == nil {
