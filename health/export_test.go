@@ -10,5 +10,5 @@ import (
 // it, because a real socket does not block durably and fake time would not
 // advance while a probe waits on one.
 func SetProbeFunc(c *Checker, f func(ctx context.Context, b *pool.Backend) (bool, string)) {
-	c.probeFn = f
+	c.probeFn = func(ctx context.Context, _ *settings, b *pool.Backend) (bool, string) { return f(ctx, b) }
 }

@@ -42,14 +42,13 @@ func grpcCheckRequest(service string) []byte {
 
 // grpcProbe is the gRPC check: one Check call on a new connection, which
 // passes when the backend answers SERVING.
-func (c *Checker) grpcProbe(ctx context.Context, b *pool.Backend) (bool, string) {
-	s := c.cur.Load()
+func grpcProbe(ctx context.Context, s *settings, b *pool.Backend) (bool, string) {
 	target := b.URL().JoinPath(grpcCheckPath)
 	client := s.h2c // gRPC is HTTP/2: prior knowledge on a plain connection
 	if target.Scheme == "https" {
 		client = s.tls
 	}
-	target.Scheme = strings.Replace(target.Scheme, "h2c", "http", 1)
+	toWire(target)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target.String(), bytes.NewReader(s.grpcRequest))
 	if err != nil {
 		return false, "grpc health check: " + err.Error()

@@ -101,10 +101,11 @@ type Checker struct {
 	cur     atomic.Pointer[settings]
 	changed chan struct{}
 
-	// probeFn does one check of b within ctx and says why it passed or failed.
-	// It is httpProbe except in tests that run in a synctest bubble, where a
-	// real socket would not block durably and fake time could not advance.
-	probeFn func(ctx context.Context, b *pool.Backend) (ok bool, reason string)
+	// probeFn does one check of b within ctx, under s, and says why it
+	// passed or failed. It is probe except in tests that run in a synctest
+	// bubble, where a real socket would not block durably and fake time
+	// could not advance.
+	probeFn func(ctx context.Context, s *settings, b *pool.Backend) (ok bool, reason string)
 }
 
 // settings are a Config checked.
@@ -174,7 +175,7 @@ func New(p Pool, cfg Config) (*Checker, error) {
 		changed: make(chan struct{}, 1),
 	}
 	c.cur.Store(s)
-	c.probeFn = c.probe
+	c.probeFn = probe
 	return c, nil
 }
 
@@ -352,10 +353,12 @@ func (c *Checker) round(ctx context.Context, list func(context.Context) ([]*pool
 // stopped, or ctx ended. A probe cut short by ctx is not reported, because it
 // says nothing about the backend.
 func (c *Checker) Probe(ctx context.Context, b *pool.Backend) (ok bool, err error) {
+	// Loaded once: a Reconfigure during the probe must not give it the
+	// timeout of one config and the path or client of another.
 	s := c.cur.Load()
 	probeCtx, cancel := context.WithTimeout(ctx, s.timeout)
 	start := time.Now()
-	ok, reason := c.probeFn(probeCtx, b)
+	ok, reason := c.probeFn(probeCtx, s, b)
 	took := time.Since(start)
 	cancel()
 	if ctx.Err() != nil {
@@ -370,25 +373,29 @@ func (c *Checker) Probe(ctx context.Context, b *pool.Backend) (ok bool, err erro
 	return ok, nil
 }
 
-// probe is the real check, of the kind the settings in force say.
-func (c *Checker) probe(ctx context.Context, b *pool.Backend) (bool, string) {
-	if c.cur.Load().grpc {
-		return c.grpcProbe(ctx, b)
+// probe is the real check, of the kind s says.
+func probe(ctx context.Context, s *settings, b *pool.Backend) (bool, string) {
+	if s.grpc {
+		return grpcProbe(ctx, s, b)
 	}
-	return c.httpProbe(ctx, b)
+	return httpProbe(ctx, s, b)
+}
+
+// toWire gives u the scheme that goes on the wire: h2c is the pool's name
+// for a backend that speaks HTTP/2 without TLS; on the wire it is http, and
+// the probe client's protocols make it HTTP/2 with prior knowledge.
+func toWire(u *url.URL) {
+	if u.Scheme == "h2c" {
+		u.Scheme = "http"
+	}
 }
 
 // httpProbe is the HTTP check: GET the health path on a new connection.
-func (c *Checker) httpProbe(ctx context.Context, b *pool.Backend) (bool, string) {
-	s := c.cur.Load()
+func httpProbe(ctx context.Context, s *settings, b *pool.Backend) (bool, string) {
 	target := b.URL().JoinPath(s.path.EscapedPath())
 	target.RawQuery = s.path.RawQuery
 	client := s.client(target.Scheme)
-	if target.Scheme == "h2c" {
-		// h2c is the pool's name for it; on the wire it is http, and the
-		// client's protocols make it HTTP/2 with prior knowledge.
-		target.Scheme = "http"
-	}
+	toWire(target)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.String(), nil)
 	if err != nil {
 		return false, "health check: " + err.Error()

@@ -44,11 +44,13 @@ func (k HashKey) String() string {
 
 // hash returns r's key for the Hash strategy, and false when r has none (a
 // header or cookie it does not carry): such a request is picked in turn.
-func (s *settings) hash(r *http.Request) (uint64, bool) {
+// peer is the address of the connection's other end, trusted whether it is
+// one of TrustedProxies.
+func (s *settings) hash(r *http.Request, peer netip.Addr, trusted bool) (uint64, bool) {
 	var key string
 	switch s.HashKey.Kind {
 	case "client_ip":
-		if ip := s.clientIP(r); ip.IsValid() {
+		if ip := s.clientIP(r, peer, trusted); ip.IsValid() {
 			key = ip.String()
 		}
 	case "uri":
@@ -69,14 +71,10 @@ func (s *settings) hash(r *http.Request) (uint64, bool) {
 // clientIP is the address of the client as this proxy knows it: the peer,
 // unless the peer is a trusted proxy, in which case the nearest address in
 // X-Forwarded-For that is not one of the trusted proxies.
-func (s *settings) clientIP(r *http.Request) netip.Addr {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return netip.Addr{}
-	}
-	ip := ap.Addr().Unmap()
-	if !s.trustedAddr(ip) {
-		return ip
+func (s *settings) clientIP(r *http.Request, peer netip.Addr, trusted bool) netip.Addr {
+	ip := peer
+	if !trusted {
+		return ip // invalid if RemoteAddr was no address
 	}
 	xff := r.Header.Values("X-Forwarded-For")
 	for i := len(xff) - 1; i >= 0; i-- {

@@ -107,6 +107,34 @@ func TestHashOnAHeader(t *testing.T) {
 	assert.Len(t, seen, 4, "no key: round-robin")
 }
 
+// Hash on the client's address: behind a trusted proxy it is the nearest
+// address in X-Forwarded-For that is not a trusted proxy's, and one client
+// always reaches one backend; from an untrusted peer X-Forwarded-For is
+// ignored and the peer is the client.
+func TestHashOnTheClientAddress(t *testing.T) {
+	var urls []string
+	for i := range 4 {
+		urls = append(urls, backend(t, echo(fmt.Sprint(i))).URL)
+	}
+	key, err := proxy.ParseHashKey("client_ip")
+	require.NoError(t, err)
+	spread := func(f *fixture) map[string]bool {
+		seen := map[string]bool{}
+		for i := range 16 {
+			client := fmt.Sprintf("192.0.2.%d", i+1)
+			first, _ := f.getWith(t, nil, http.Header{"X-Forwarded-For": {client + ", 127.0.0.9"}})
+			again, _ := f.getWith(t, nil, http.Header{"X-Forwarded-For": {client}})
+			assert.Equal(t, first, again, client)
+			seen[first] = true
+		}
+		return seen
+	}
+	trusting := newFixtureWith(t, pool.Config{Strategy: pool.Hash}, proxy.Config{HashKey: key, TrustedProxies: trustLoopback()}, urls...)
+	assert.Greater(t, len(spread(trusting)), 1, "sixteen clients behind the trusted proxy")
+	untrusting := newFixtureWith(t, pool.Config{Strategy: pool.Hash}, proxy.Config{HashKey: key}, urls...)
+	assert.Len(t, spread(untrusting), 1, "one peer, whatever it claims")
+}
+
 // Random-two sends less to a slow backend than round-robin does, under the
 // same concurrent load: it sees the requests piling up there.
 func TestRandomTwoAvoidsASlowBackend(t *testing.T) {

@@ -31,7 +31,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	// ReverseProxy has already removed the client's X-Forwarded-* headers. A
 	// trusted proxy in front of this one gets its values kept.
 	st := pr.Out.Context().Value(stateKey{}).(*requestState)
-	trusted := st.s.trusted(pr.In.RemoteAddr)
+	trusted := st.trusted
 	if trusted {
 		pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
 	}
@@ -43,14 +43,6 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 			}
 		}
 	}
-}
-
-func (s *settings) trusted(remoteAddr string) bool {
-	if len(s.TrustedProxies) == 0 {
-		return false
-	}
-	ap, err := netip.ParseAddrPort(remoteAddr)
-	return err == nil && s.trustedAddr(ap.Addr().Unmap())
 }
 
 func (s *settings) trustedAddr(ip netip.Addr) bool {

@@ -41,16 +41,15 @@ const allowed = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS"
 // A connection the guard could not follow (framing net/http will refuse
 // itself) is served and then closed.
 func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, st *requestState) bool {
-	if r.ProtoMajor == 1 || r.Method == "PRI" {
-		switch v := framing.Next(r); v.Action {
-		case framing.Reject:
-			st.errClass = classRefused
-			p.log.Info("request refused: its framing is faulty", "reason", v.Reason, "client", r.RemoteAddr)
-			framing.Refuse(w)
-			return true
-		case framing.Close:
-			w.Header().Set("Connection", "close")
-		}
+	// Next passes HTTP/2 requests itself.
+	switch v := framing.Next(r); v.Action {
+	case framing.Reject:
+		st.errClass = classRefused
+		p.log.Info("request refused: its framing is faulty", "reason", v.Reason, "client", r.RemoteAddr)
+		framing.Refuse(w)
+		return true
+	case framing.Close:
+		w.Header().Set("Connection", "close")
 	}
 	switch {
 	case r.Method == http.MethodConnect || r.Method == http.MethodTrace:

@@ -193,10 +193,12 @@ func newSettings(cfg Config, old *settings) (*settings, error) {
 	orDefault(&errs, "RequestTimeout", &cfg.RequestTimeout, 30*time.Second)
 	orDefault(&errs, "RetryAfter", &cfg.RetryAfter, time.Second)
 	orDefault(&errs, "MaxAttempts", &cfg.MaxAttempts, 3)
-	orDefault(&errs, "DialTimeout", &cfg.DialTimeout, 3*time.Second)
-	orDefault(&errs, "IdleConnTimeout", &cfg.IdleConnTimeout, 30*time.Second)
-	orDefault(&errs, "MaxIdleConnsPerHost", &cfg.MaxIdleConnsPerHost, 256)
-	orDefault(&errs, "MaxResponseHeaderBytes", &cfg.MaxResponseHeaderBytes, 64<<10)
+	// The backend connection defaults are proxy/h1's, whichever transport
+	// a backend's scheme gets.
+	orDefault(&errs, "DialTimeout", &cfg.DialTimeout, h1.DefaultDialTimeout)
+	orDefault(&errs, "IdleConnTimeout", &cfg.IdleConnTimeout, h1.DefaultIdleConnTimeout)
+	orDefault(&errs, "MaxIdleConnsPerHost", &cfg.MaxIdleConnsPerHost, h1.DefaultMaxIdleConnsPerHost)
+	orDefault(&errs, "MaxResponseHeaderBytes", &cfg.MaxResponseHeaderBytes, h1.DefaultMaxResponseHeaderBytes)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -230,12 +232,12 @@ func newTransports(cfg Config) transports {
 		tr := &http.Transport{
 			// Backends are reached directly, never through HTTP_PROXY.
 			Proxy:                  nil,
-			DialContext:            (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+			DialContext:            (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: h1.DefaultKeepAlive}).DialContext,
 			TLSHandshakeTimeout:    cfg.DialTimeout,
 			MaxIdleConnsPerHost:    cfg.MaxIdleConnsPerHost,
 			IdleConnTimeout:        cfg.IdleConnTimeout,
 			MaxResponseHeaderBytes: cfg.MaxResponseHeaderBytes,
-			ExpectContinueTimeout:  time.Second,
+			ExpectContinueTimeout:  h1.DefaultExpectContinueTimeout,
 			// A proxy passes bodies through as they are. With compression on,
 			// the Transport would ask for gzip on the client's behalf and
 			// unpack it again, spending CPU to change nothing.
@@ -255,7 +257,7 @@ func newTransports(cfg Config) transports {
 			IdleConnTimeout:        cfg.IdleConnTimeout,
 			MaxIdleConnsPerHost:    cfg.MaxIdleConnsPerHost,
 			MaxResponseHeaderBytes: cfg.MaxResponseHeaderBytes,
-			ExpectContinueTimeout:  time.Second,
+			ExpectContinueTimeout:  h1.DefaultExpectContinueTimeout,
 		},
 		tls: build(func(p *http.Protocols) { p.SetHTTP1(true); p.SetHTTP2(true) }),
 		h2c: build(func(p *http.Protocols) { p.SetUnencryptedHTTP2(true) }),
@@ -324,11 +326,13 @@ type requestState struct {
 	// cut watches the response body of the backend that answered.
 	cut cutBody
 	// What the pick needs of the request: its sticky cookie, its hash key;
-	// and whether a cookie set on the response must be Secure.
+	// whether a cookie set on the response must be Secure; and whether the
+	// peer is one of TrustedProxies, whose forwarding headers are kept.
 	sticky  string
 	hash    uint64
 	hasHash bool
 	secure  bool
+	trusted bool
 
 	// What was sent to the client (the retrier needs to know of 1xx
 	// answers), and for metrics and the access log when the request
@@ -349,19 +353,41 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.handlers.add()
 	defer p.handlers.done()
 
-	ctx, cancel := context.WithCancelCause(r.Context())
-	defer cancel(nil)
 	s := p.current.Load()
 	st := &requestState{s: s, client: r.Context()}
 	st.tried = st.buf[:0]
+	st.rec.ResponseWriter = w
+	w = &st.rec
+	if p.metrics != nil || s.AccessLog != nil {
+		st.start = time.Now()
+		defer p.observe(st, r)
+	}
+	// What no backend may see is answered before anything is spent on
+	// the request (and before anything reads it: the framing verdict must
+	// be taken first).
+	if p.refuse(w, r, st) {
+		return
+	}
+
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	// The peer's address is parsed once for all who need it, and only
+	// when someone does; it stays invalid if RemoteAddr is no address.
+	var peer netip.Addr
+	if len(s.TrustedProxies) > 0 || s.HashKey.Kind == "client_ip" {
+		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+			peer = ap.Addr().Unmap()
+			st.trusted = s.trustedAddr(peer)
+		}
+	}
 	if s.HashKey.Kind != "" {
-		st.hash, st.hasHash = s.hash(r)
+		st.hash, st.hasHash = s.hash(r, peer, st.trusted)
 	}
 	if s.StickyCookie != "" {
 		if c, err := r.Cookie(s.StickyCookie); err == nil {
 			st.sticky = c.Value
 		}
-		st.secure = r.TLS != nil || (s.trusted(r.RemoteAddr) && strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https"))
+		st.secure = r.TLS != nil || (st.trusted && strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https"))
 	}
 	if st.grpc = isGRPC(r); st.grpc {
 		// request_timeout would cut a stream whose server sends its
@@ -377,20 +403,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if st.timer != nil {
 		defer st.timer.Stop()
 	}
-	st.rec.ResponseWriter = w
-	w = &st.rec
-	if p.metrics != nil || s.AccessLog != nil {
-		st.start = time.Now()
-		defer p.observe(st, r)
-	}
 	defer func() {
 		if st.serving != nil {
 			st.serving.Release()
 		}
 	}()
-	if p.refuse(w, r, st) {
-		return
-	}
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, stateKey{}, st)))
 }
 
@@ -408,28 +425,27 @@ func (p *Proxy) CloseIdleConnections() { p.current.Load().closeIdle() }
 // client gets the same as a gRPC status (UNAVAILABLE, or DEADLINE_EXCEEDED
 // for the timeout), counted and logged under the HTTP status.
 func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
-	st, _ := r.Context().Value(stateKey{}).(*requestState)
+	// Every request ReverseProxy reports an error for derives from the one
+	// ServeHTTP gave it, which carries the state.
+	st := r.Context().Value(stateKey{}).(*requestState)
 	if errors.Is(err, errClientBody) && p.clientBodyError(w, r, st, err) {
 		return
 	}
-	attrs := []any{"method", r.Method, "path", r.URL.Path, "error", err}
-	if st != nil {
-		attrs = append(attrs, "attempts", len(st.tried))
-		if len(st.tried) > 0 {
-			attrs = append(attrs, "backend", st.tried[len(st.tried)-1].String())
-		}
-		if st.client.Err() != nil {
-			// The client went away: there is nobody to answer, and the backend
-			// is not to blame. 499 is nginx's name for this. Nothing must be
-			// written, and returning would not do: a handler that returns
-			// without writing is sent as an empty 200, which a client that
-			// only half-closed its side (net/http ends the request's context
-			// on that too) would take for a success. Aborting closes the
-			// connection unanswered.
-			st.errClass = classClientGone
-			p.log.Debug("client went away", append(attrs, "status", 499)...)
-			panic(http.ErrAbortHandler)
-		}
+	attrs := []any{"method", r.Method, "path", r.URL.Path, "error", err, "attempts", len(st.tried)}
+	if len(st.tried) > 0 {
+		attrs = append(attrs, "backend", st.tried[len(st.tried)-1].String())
+	}
+	if st.client.Err() != nil {
+		// The client went away: there is nobody to answer, and the backend
+		// is not to blame. 499 is nginx's name for this. Nothing must be
+		// written, and returning would not do: a handler that returns
+		// without writing is sent as an empty 200, which a client that
+		// only half-closed its side (net/http ends the request's context
+		// on that too) would take for a success. Aborting closes the
+		// connection unanswered.
+		st.errClass = classClientGone
+		p.log.Debug("client went away", append(attrs, "status", 499)...)
+		panic(http.ErrAbortHandler)
 	}
 	code, class := http.StatusBadGateway, classBackend
 	switch {
@@ -448,19 +464,14 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	var retryAfter time.Duration
 	if code == http.StatusServiceUnavailable {
-		retryAfter = p.current.Load().RetryAfter
-		if st != nil {
-			retryAfter = st.s.RetryAfter
-		}
+		retryAfter = st.s.RetryAfter
 	}
 	p.log.Warn("proxy error", append(attrs, "status", code)...)
-	if st != nil {
-		st.errClass = class
-		if isGRPC(r) {
-			grpcCode, msg := grpcAnswer(class, err)
-			writeGRPCError(&st.rec, grpcCode, msg, retryAfter, code)
-			return
-		}
+	st.errClass = class
+	if st.grpc {
+		grpcCode, msg := grpcAnswer(class, err)
+		writeGRPCError(&st.rec, grpcCode, msg, retryAfter, code)
+		return
 	}
 	if retryAfter > 0 {
 		secs := int((retryAfter + time.Second - 1) / time.Second)
@@ -479,14 +490,12 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 // as one.
 func (p *Proxy) clientBodyError(w http.ResponseWriter, r *http.Request, st *requestState, err error) bool {
 	code := clientBodyStatus(err)
-	if code != http.StatusRequestTimeout && st != nil && st.client.Err() != nil {
+	if code != http.StatusRequestTimeout && st.client.Err() != nil {
 		return false
 	}
-	if st != nil {
-		st.errClass = classClientBody
-	}
+	st.errClass = classClientBody
 	p.log.Debug("client's request body could not be read", "method", r.Method, "path", r.URL.Path, "error", err, "status", code)
-	if st != nil && isGRPC(r) {
+	if st.grpc {
 		// The HTTP-to-gRPC mapping of the gRPC spec: 400 is INTERNAL, 408
 		// has no gRPC meaning. An HTTP/2 stream's framing is the
 		// connection's, intact: no reason to close it, and its other

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/switchyard-proxy/switchyard/pool"
+	"github.com/switchyard-proxy/switchyard/proxy/h1"
 )
 
 // retrier stands where ReverseProxy expects its Transport. For each attempt
@@ -49,15 +50,17 @@ func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Body != nil && req.Body != http.NoBody {
 		body = &countingBody{r: req.Body, buffers: p.buffers}
 		req.Body = body
-		if !replayableMethod(req) {
+		// The Transport sends a request again (on a new connection) when
+		// the backend did not process it, if GetBody gives it the body
+		// anew. It also asks GetBody for the body of a request it takes
+		// for one it may send again after a failure that may have been
+		// processed (h1.Replayable: a safe method, or an idempotency key;
+		// http.Transport has the same rule), and then the first attempt's
+		// body writer may still be reading it: those get no GetBody, and
+		// so no such retry. The proxy itself never sends again a request
+		// with a body that may have been processed.
+		if !h1.Replayable(req) {
 			body.keep = true
-			// The Transport sends a request again (on a new connection)
-			// when the backend did not process it, if GetBody gives it the
-			// body anew. It also asks GetBody for a GET's or an
-			// idempotency-keyed request's body after a failure that may
-			// have been processed, and then the first attempt's body
-			// writer may still be reading: those get no GetBody, and so
-			// no such retry (see replayableMethod).
 			req.GetBody = body.getBody
 		}
 		defer body.finish()
@@ -80,7 +83,7 @@ func (t *retrier) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return nil, err
 		}
-		res, err := t.attempt(req, st, b, inbound, host)
+		res, err := t.attempt(req, st, b, body, inbound, host)
 		if failed != nil {
 			failed.CountRetry() // its request is now another backend's
 			failed = nil
@@ -177,11 +180,12 @@ func (p *Proxy) queue(ctx context.Context, req pool.PickRequest) (*pool.Backend,
 	return b, err
 }
 
-// attempt sends req to b, which the caller has acquired. b's count is
-// released when the attempt ends, whichever way, panics included; when it
-// brings a response, the count passes to st.serving, which ServeHTTP
-// releases once the response is finished.
-func (t *retrier) attempt(req *http.Request, st *requestState, b *pool.Backend, inbound url.URL, host string) (res *http.Response, err error) {
+// attempt sends req to b, which the caller has acquired; body is req's Body,
+// or nil when req has none. b's count is released when the attempt ends,
+// whichever way, panics included; when it brings a response, the count
+// passes to st.serving, which ServeHTTP releases once the response is
+// finished.
+func (t *retrier) attempt(req *http.Request, st *requestState, b *pool.Backend, body *countingBody, inbound url.URL, host string) (res *http.Response, err error) {
 	defer func() {
 		if st.serving != b {
 			b.Release()
@@ -209,7 +213,7 @@ func (t *retrier) attempt(req *http.Request, st *requestState, b *pool.Backend, 
 		}
 		req.Header.Set("Grpc-Timeout", formatGRPCTimeout(left))
 	}
-	if body, ok := req.Body.(*countingBody); ok {
+	if body != nil {
 		body.rewind() // from its first byte, if an earlier attempt read some
 	}
 
@@ -268,23 +272,6 @@ func (t *retrier) mayRetry(req *http.Request, st *requestState, body *countingBo
 		safe := req.Method == http.MethodGet || req.Method == http.MethodHead || req.Method == http.MethodOptions
 		return safe && body == nil && !st.rec.informational.Load()
 	}
-}
-
-// replayableMethod reports whether the Transport would take req for one it
-// may send again after a failure that the backend may have processed (on a
-// kept-alive connection that closed under it): a safe method, or a request
-// with an idempotency key. For those the Transport asks GetBody for the body
-// while the first attempt's body writer may still be reading it, so the
-// proxy gives them none; and it never sends again itself a request with a
-// body that may have been processed.
-func replayableMethod(req *http.Request) bool {
-	switch req.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-		return true
-	}
-	_, key := req.Header["Idempotency-Key"]
-	_, xkey := req.Header["X-Idempotency-Key"]
-	return key || xkey
 }
 
 // isDialError reports whether err says that no connection to the backend

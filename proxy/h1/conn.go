@@ -106,8 +106,8 @@ func (c *conn) close() {
 	if c.closed.CompareAndSwap(false, true) {
 		c.idle.Stop()
 		c.nc.Close()
-		if c.hp.live.Add(-1) == 0 && c.hp.forget != nil {
-			c.hp.forget()
+		if c.hp.live.Add(-1) == 0 {
+			c.hp.release()
 		}
 	}
 }
@@ -194,7 +194,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, s *settings, tr
 		if werr != nil && werr != errBodyNotSent {
 			return fail(werr)
 		}
-		if errors.Is(err, ErrNoResponse) && c.reused && !hasBody && replayable(req) && ctx.Err() == nil {
+		if errors.Is(err, ErrNoResponse) && c.reused && !hasBody && Replayable(req) && ctx.Err() == nil {
 			// Most likely the backend closed c, idle, as the request
 			// went out. It has not answered, and the request may be
 			// repeated: send it on another connection, as http.Transport
@@ -286,9 +286,13 @@ func (c *conn) readResponse(req *http.Request, s *settings, trace *httptrace.Cli
 	}
 }
 
-// replayable reports whether a request without a body may be sent again
-// after it may have reached the backend: http.Transport's rule.
-func replayable(req *http.Request) bool {
+// Replayable reports whether a request without a body may be sent again
+// after it may have reached the backend, on a kept-alive connection that
+// closed under it: http.Transport's rule, which the Transport follows too. It
+// holds for a safe method (GET, HEAD, OPTIONS, TRACE; an empty Method is
+// GET) and for a request with an Idempotency-Key or X-Idempotency-Key
+// header.
+func Replayable(req *http.Request) bool {
 	switch req.Method {
 	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
 		return true

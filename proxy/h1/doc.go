@@ -42,6 +42,7 @@
 //
 // Otherwise only runtime goroutines run package code, briefly: an idle
 // connection's timer (time.AfterFunc) closes it when IdleConnTimeout passes,
-// and context.AfterFunc closes a connection whose request's context ends.
-// Neither exists until it fires.
+// a backend's pool of connections has one that forgets the pool when it has
+// had no connection for as long, and context.AfterFunc closes a connection
+// whose request's context ends. None exists until it fires.
 package h1

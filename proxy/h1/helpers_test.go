@@ -68,7 +68,7 @@ var variants = []struct {
 		c = c.withDefaults()
 		return &http.Transport{
 			Proxy:                  nil,
-			DialContext:            (&net.Dialer{Timeout: c.dialTimeout, KeepAlive: tcpKeepAlive}).DialContext,
+			DialContext:            (&net.Dialer{Timeout: c.dialTimeout, KeepAlive: DefaultKeepAlive}).DialContext,
 			MaxIdleConnsPerHost:    c.maxIdle,
 			IdleConnTimeout:        c.idleTimeout,
 			MaxResponseHeaderBytes: c.maxHeaderBytes,

@@ -35,15 +35,22 @@ type hostPool struct {
 	// ever kept and a reserving put always finds a free slot. get reads it to
 	// skip the scan when there is nothing idle.
 	n atomic.Int64
-	// live counts the connections open, idle or in use. When the last one
-	// closes, forget takes the pool out of the Transport's map, so that the
-	// map does not keep a pool for every address ever seen (backends come
-	// and go with discovery). A request that had already found the pool
-	// may still open a connection in it; that connection is used, kept
+	// live counts the connections open, idle or in use. A pool is
+	// forgotten (taken out of the Transport's map) once it has had none for
+	// IdleConnTimeout, so that the map does not keep a pool for every
+	// address ever seen (backends come and go with discovery), and a
+	// backend that closes every connection, or one that cannot be reached,
+	// keeps one pool rather than having one made and dropped per request.
+	// A request that had already found the pool may still open a
+	// connection in it as it is forgotten; that connection is used, kept
 	// idle and closed by its timer as any other, only not found again by a
 	// later request, which makes a new pool.
-	live   atomic.Int64
-	forget func() // nil in tests that build a pool alone
+	live atomic.Int64
+	// forget takes the pool out of the Transport's map if it is still
+	// there; linger runs it, IdleConnTimeout after release. Both are nil in
+	// tests that build a pool alone.
+	forget func()
+	linger *time.Timer
 }
 
 func newHostPool(addr string, maxIdle int, idleTimeout time.Duration) *hostPool {
@@ -109,5 +116,22 @@ func (p *hostPool) closeIdle() {
 			p.n.Add(-1)
 			c.close()
 		}
+	}
+}
+
+// release says that the pool has no connection left: the last one closed,
+// or a dial failed while there was none. Unless a connection is opened
+// meanwhile, the pool is forgotten IdleConnTimeout from now, as an idle
+// connection would be closed.
+func (p *hostPool) release() {
+	if p.linger != nil {
+		p.linger.Reset(p.idleTimeout)
+	}
+}
+
+// lapse runs on linger's goroutine.
+func (p *hostPool) lapse() {
+	if p.live.Load() == 0 {
+		p.forget()
 	}
 }

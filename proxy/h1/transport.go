@@ -42,12 +42,12 @@ const (
 	DefaultExpectContinueTimeout  = time.Second
 )
 
-// tcpKeepAlive is the keep-alive period of the default dialer, as the
-// proxy's http.Transport has it.
-const tcpKeepAlive = 30 * time.Second
+// DefaultKeepAlive is the TCP keep-alive period of the dialer that a nil
+// DialContext stands for.
+const DefaultKeepAlive = 30 * time.Second
 
 // Transport is an http.RoundTripper for "http" URLs over HTTP/1.1. It keeps
-// a bounded pool of idle connections per backend (host:port).
+// a bounded pool of idle connections per backend (per URL Host, as written).
 //
 // The zero value is ready to use with the defaults given beside each field.
 // A negative field is an error, not a default: Validate reports it, and
@@ -91,7 +91,7 @@ type Transport struct {
 	once  sync.Once
 	s     settings
 	err   error    // from Validate, returned by every RoundTrip
-	pools sync.Map // host:port -> *hostPool, while it has a connection open
+	pools sync.Map // URL host -> *hostPool, until it has had no connection for idleTimeout
 }
 
 // settings are the Transport's fields with defaults filled in, read once.
@@ -144,7 +144,7 @@ func (t *Transport) init() {
 		continueTimeout: orDefault(t.ExpectContinueTimeout, DefaultExpectContinueTimeout),
 	}
 	if s.dial == nil {
-		s.dial = (&net.Dialer{Timeout: s.dialTimeout, KeepAlive: tcpKeepAlive}).DialContext
+		s.dial = (&net.Dialer{Timeout: s.dialTimeout, KeepAlive: DefaultKeepAlive}).DialContext
 	}
 	t.s = s
 }
@@ -200,7 +200,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	ctx := req.Context()
 	trace := httptrace.ContextClientTrace(ctx)
-	hp := t.hostPool(hostPort(req.URL), s)
+	hp := t.hostPool(req.URL, s)
 	for {
 		if ctx.Err() != nil {
 			closeBody(req)
@@ -246,8 +246,8 @@ func closeBody(req *http.Request) {
 	}
 }
 
-// hostPort is the address to dial and the pool's key: the URL's host with
-// port 80 if it names none.
+// hostPort is the address to dial: the URL's host with port 80 if it names
+// none.
 func hostPort(u *url.URL) string {
 	if u.Port() != "" {
 		return u.Host
@@ -255,13 +255,22 @@ func hostPort(u *url.URL) string {
 	return net.JoinHostPort(u.Hostname(), "80")
 }
 
-func (t *Transport) hostPool(addr string, s *settings) *hostPool {
-	if p, ok := t.pools.Load(addr); ok {
+// hostPool returns the pool for u's host, making it if there is none. The
+// pools are keyed by the URL's host as written, so that finding one costs no
+// work on the address: "a" and "a:80" have a pool each, for the same address.
+// (A proxy's backend is always written the same way.)
+func (t *Transport) hostPool(u *url.URL, s *settings) *hostPool {
+	key := u.Host
+	if p, ok := t.pools.Load(key); ok {
 		return p.(*hostPool)
 	}
-	hp := newHostPool(addr, s.maxIdle, s.idleTimeout)
-	hp.forget = func() { t.pools.CompareAndDelete(addr, hp) }
-	p, _ := t.pools.LoadOrStore(addr, hp)
+	hp := newHostPool(hostPort(u), s.maxIdle, s.idleTimeout)
+	hp.forget = func() { t.pools.CompareAndDelete(key, hp) }
+	// Stopped until release; made before the pool is shared, since
+	// whoever finds it may release it.
+	hp.linger = time.AfterFunc(s.idleTimeout, hp.lapse)
+	hp.linger.Stop()
+	p, _ := t.pools.LoadOrStore(key, hp)
 	return p.(*hostPool)
 }
 
@@ -293,6 +302,9 @@ func (t *Transport) getConn(ctx context.Context, hp *hostPool, s *settings, trac
 	}
 	nc, err := s.dial(dctx, "tcp", hp.addr)
 	if err != nil {
+		if hp.live.Load() == 0 {
+			hp.release() // the pool was made for this dial, or has lost its connections
+		}
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
 		}
@@ -314,7 +326,14 @@ func (t *Transport) getConn(ctx context.Context, hp *hostPool, s *settings, trac
 // not interrupted; they may become idle afterwards.
 func (t *Transport) CloseIdleConnections() {
 	t.pools.Range(func(_, p any) bool {
-		p.(*hostPool).closeIdle()
+		hp := p.(*hostPool)
+		hp.closeIdle()
+		if hp.live.Load() == 0 {
+			// Nothing is left in it: forget it now rather than at the end
+			// of its lingering, as the caller asks of what is idle.
+			hp.linger.Stop()
+			hp.forget()
+		}
 		return true
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -250,4 +251,66 @@ func TestPoolIsForgottenWithItsLastConnection(t *testing.T) {
 	readAll(t, get(t, tr, be.URL))
 	assert.Equal(t, int64(1), tr.pool(be).live.Load(), "and made again when needed")
 	assert.Equal(t, int64(2), be.opened.Load())
+}
+
+// A pool outlives its last connection by IdleConnTimeout, as an idle
+// connection would: a backend that closes every connection keeps one pool
+// rather than having one made and dropped per request.
+func TestPoolOutlivesItsLastConnection(t *testing.T) {
+	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		io.WriteString(w, "abc")
+	})
+	tr := &Transport{}
+	defer tr.CloseIdleConnections()
+	readAll(t, get(t, tr, be.URL))
+	hp := tr.pool(be)
+	assert.Equal(t, int64(0), hp.live.Load(), "the backend closed it")
+	readAll(t, get(t, tr, be.URL))
+	assert.Same(t, hp, tr.pool(be), "the next request finds the same pool")
+	assert.Equal(t, int64(2), be.opened.Load())
+}
+
+// Failed dials leave no pool behind: an address that cannot be reached
+// (a backend gone with discovery) is forgotten IdleConnTimeout after its
+// last attempt, although it never had a connection to lose.
+func TestFailedDialsLeaveNoPool(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close()) // nothing listens there now
+	synctest.Test(t, func(t *testing.T) {
+		tr := &Transport{}
+		for range 3 {
+			req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
+			require.NoError(t, err)
+			_, err = tr.RoundTrip(req)
+			assertDialError(t, err)
+		}
+		_, ok := tr.pools.Load(addr)
+		assert.True(t, ok, "kept for a while: each failed dial does not make a pool of its own")
+		time.Sleep(DefaultIdleConnTimeout + time.Second)
+		synctest.Wait()
+		_, ok = tr.pools.Load(addr)
+		assert.False(t, ok, "forgotten after IdleConnTimeout")
+	})
+}
+
+// A URL without a port is dialled on port 80, its pool found by the host as
+// written.
+func TestDefaultPortIsDialled(t *testing.T) {
+	var dialled []string
+	tr := &Transport{DialContext: func(_ context.Context, _, addr string) (net.Conn, error) {
+		dialled = append(dialled, addr)
+		return nil, errors.New("test: no dialing")
+	}}
+	for range 2 {
+		req, err := http.NewRequest(http.MethodGet, "http://backend.example/", nil)
+		require.NoError(t, err)
+		_, err = tr.RoundTrip(req)
+		assert.Error(t, err)
+	}
+	assert.Equal(t, []string{"backend.example:80", "backend.example:80"}, dialled)
+	_, ok := tr.pools.Load("backend.example")
+	assert.True(t, ok)
 }
