@@ -6,11 +6,11 @@
 // timeout is a pass, anything else a failure.
 //
 // Goroutines: Checker.Run is a loop the caller runs (cmd/proxy does, in its
-// errgroup). Each round of it starts one goroutine per backend to probe and
-// waits for all of them before the round returns, so no goroutine of this
-// package outlives a round, and rounds never overlap. Cancelling Run's context
-// cuts the probes short and ends the loop. Checker.Probe runs in its caller's
-// goroutine.
+// errgroup). Each round of it probes with ProbeAll, which starts one
+// goroutine per backend and waits for all of them before it returns, so no
+// goroutine of this package outlives a round (or a caller's ProbeAll), and
+// rounds never overlap. Cancelling Run's context cuts the probes short and
+// ends the loop. Checker.Probe runs in its caller's goroutine.
 package health
 
 import (
@@ -330,20 +330,23 @@ func (c *Checker) round(ctx context.Context, list func(context.Context) ([]*pool
 	if err != nil {
 		return fmt.Errorf("health: listing backends: %w", err)
 	}
+	c.ProbeAll(ctx, backends)
+	return nil
+}
+
+// ProbeAll probes every backend of bs at once, as Probe does, and returns
+// when the last probe has. One goroutine per probe, so that a slow backend
+// does not hold up the checks of the others; each ends by its timeout or
+// when ctx is cancelled, and ProbeAll waits for all of them, so a round (and
+// so Run) never returns while a probe is running. A result that could not be
+// delivered (ctx ended, or the pool stopped) is dropped: the next round, or
+// the next listing, finds that out.
+func (c *Checker) ProbeAll(ctx context.Context, bs []*pool.Backend) {
 	var wg sync.WaitGroup
-	for _, b := range backends {
-		// One goroutine per probe, so that a slow backend does not hold up the
-		// checks of the others. Waited for by wg.Wait below: the round, and so
-		// Run, never returns while a probe is running. Each probe ends by its
-		// timeout or when ctx is cancelled.
-		wg.Go(func() {
-			// An error means the result was not delivered: ctx has ended, or
-			// the pool has stopped, which the next round's listing reports.
-			_, _ = c.Probe(ctx, b)
-		})
+	for _, b := range bs {
+		wg.Go(func() { _, _ = c.Probe(ctx, b) }) // waited for just below
 	}
 	wg.Wait()
-	return nil
 }
 
 // Probe checks b now, bounded by the configured timeout, and reports the

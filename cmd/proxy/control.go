@@ -9,7 +9,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -260,7 +259,9 @@ func (c *control) tryReload(ctx context.Context) (admin.ReloadResult, error) {
 	if out != c.accessOut {
 		c.switchAccessLog(out)
 	}
-	c.probe(ctx, applied.Added)
+	// The backends it added are probed at once, as POST /backends does, so
+	// that healthy ones take requests without waiting for the next round.
+	c.prog.checker.ProbeAll(ctx, applied.Added)
 
 	c.cfg, c.fields, c.fileBackends = cfg, fields, cfg.Backends
 	c.generation++
@@ -284,17 +285,6 @@ func (c *control) applyTLS(cfg Config) {
 		// A new tls.Config has new session ticket keys: only when it must.
 		c.prog.lns.tls.mux.SetConfig(c.prog.tlsConfig(cfg))
 	}
-}
-
-// probe checks the backends a reload added, at once, as POST /backends
-// does, so that healthy ones take requests without waiting for the next
-// round; the probes run side by side, each bounded by the health timeout.
-func (c *control) probe(ctx context.Context, added []*pool.Backend) {
-	var wg sync.WaitGroup
-	for _, b := range added {
-		wg.Go(func() { _, _ = c.prog.checker.Probe(ctx, b) }) // waited for just below
-	}
-	wg.Wait()
 }
 
 // switchAccessLog sends the access log to out from now on and closes

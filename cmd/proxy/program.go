@@ -12,7 +12,6 @@ import (
 	"os"
 	"runtime/debug"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -365,11 +364,7 @@ func (s discoverySink) SetSource(ctx context.Context, source string, targets []d
 		s.p.log.Error("discovery: the pool refused a source's backends", "source", source, "err", err)
 		return nil
 	}
-	var wg sync.WaitGroup
-	for _, b := range applied.Added {
-		wg.Go(func() { _, _ = s.p.checker.Probe(ctx, b) }) // waited for just below
-	}
-	wg.Wait()
+	s.p.checker.ProbeAll(ctx, applied.Added) // at once, as POST /backends does
 	return nil
 }
 
