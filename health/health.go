@@ -266,18 +266,20 @@ func (c *Checker) Run(ctx context.Context) error {
 			cl.CloseIdleConnections()
 		}
 	}()
-	list := c.pool.Backends
+	roundNow := true // the first round runs at once
 	for {
-		again, err := c.schedule(ctx, c.cur.Load(), &list)
+		again, err := c.schedule(ctx, c.cur.Load(), roundNow)
 		if !again {
 			return err
 		}
+		roundNow = false // after a change of settings, the new schedule starts now
 	}
 }
 
 // schedule runs rounds at the intervals of s until ctx ends or the settings
-// change; it reports whether they changed. list is the next round's listing.
-func (c *Checker) schedule(ctx context.Context, s *settings, list *func(context.Context) ([]*pool.Backend, error)) (bool, error) {
+// change; it reports whether they changed. With roundNow, a full round runs
+// first.
+func (c *Checker) schedule(ctx context.Context, s *settings, roundNow bool) (bool, error) {
 	// Tickers, not a sleep after each round, keep rounds on a fixed
 	// schedule; when a round overruns, a ticker drops the ticks it missed
 	// and the next round starts as soon as this one ends.
@@ -291,9 +293,13 @@ func (c *Checker) schedule(ctx context.Context, s *settings, list *func(context.
 		downTicks = down.C
 		restartDown = func() { down.Reset(s.downInterval) }
 	}
+	var list func(context.Context) ([]*pool.Backend, error) // the next round's listing; nil for none
+	if roundNow {
+		list = c.pool.Backends
+	}
 	for {
-		if *list != nil {
-			if err := c.round(ctx, *list); err != nil {
+		if list != nil {
+			if err := c.round(ctx, list); err != nil {
 				if ctx.Err() != nil {
 					return false, nil
 				}
@@ -304,18 +310,17 @@ func (c *Checker) schedule(ctx context.Context, s *settings, list *func(context.
 		// rounds' schedule, and wins when both fall due at once.
 		select {
 		case <-full.C:
-			*list = c.pool.Backends
+			list = c.pool.Backends
 			restartDown()
 		case <-downTicks:
 			select {
 			case <-full.C:
-				*list = c.pool.Backends
+				list = c.pool.Backends
 				restartDown()
 			default:
-				*list = c.pool.DownBackends
+				list = c.pool.DownBackends
 			}
 		case <-c.changed:
-			*list = nil // no round at once: the new schedule starts now
 			return true, nil
 		case <-ctx.Done():
 			return false, nil
