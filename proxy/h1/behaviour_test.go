@@ -302,7 +302,7 @@ var behaviours = []behaviour{
 			header string
 			conns  int64
 		}{{"", 2}, {"Connection: keep-alive\r\n", 1}} {
-			be := newRawBackend(t, func(_ int64, c net.Conn) {
+			be := newRawBackend(t, func(c net.Conn) {
 				// The socket stays open either way: not reusing it is the
 				// client's decision.
 				readRequests(c, func(_ *http.Request, w *bufio.Writer) bool {
@@ -424,7 +424,7 @@ var behaviours = []behaviour{
 		// a keep-alive timeout with a request. Safe requests are sent
 		// again on a new connection; others fail, as the backend may have
 		// acted on them.
-		be := newRawBackend(t, func(_ int64, c net.Conn) {
+		be := newRawBackend(t, func(c net.Conn) {
 			n := 0
 			readRequests(c, func(r *http.Request, w *bufio.Writer) bool {
 				n++
@@ -459,7 +459,7 @@ var behaviours = []behaviour{
 			}
 		}
 		// A new connection dropped is not tried again.
-		fresh := newRawBackend(t, func(_ int64, c net.Conn) {
+		fresh := newRawBackend(t, func(c net.Conn) {
 			readRequests(c, func(*http.Request, *bufio.Writer) bool { return false })
 		})
 		req, err := http.NewRequest(http.MethodGet, fresh.URL(), nil)
@@ -581,7 +581,7 @@ var behaviours = []behaviour{
 			"HTTP/1.1 200 OK\r\nContent-Length: -3\r\n\r\n",
 			"HTTP/1.1 2",
 		} {
-			be := newRawBackend(t, func(_ int64, c net.Conn) {
+			be := newRawBackend(t, func(c net.Conn) {
 				readRequests(c, func(_ *http.Request, w *bufio.Writer) bool {
 					io.WriteString(w, answer)
 					w.Flush()
