@@ -344,20 +344,8 @@ var behaviours = []behaviour{
 
 	{"at most MaxIdleConnsPerHost idle connections", config{maxIdle: 2}, func(t *testing.T, tr transport) {
 		be := newBackend(t, barrier(4))
-		results := make(chan error, 4)
-		for range 4 {
-			go func() { // waited for below
-				req, _ := http.NewRequest(http.MethodGet, be.URL, nil)
-				res, err := tr.RoundTrip(req)
-				if err == nil {
-					_, err = io.Copy(io.Discard, res.Body)
-					res.Body.Close()
-				}
-				results <- err
-			}()
-		}
-		for range 4 {
-			assert.NoError(t, <-results)
+		for _, err := range getConcurrently(t, tr, be.URL, 4) {
+			assert.NoError(t, err)
 		}
 		be.waitClosed(t, 2)
 		for range 2 {
@@ -369,20 +357,8 @@ var behaviours = []behaviour{
 
 	{"CloseIdleConnections closes them all", config{}, func(t *testing.T, tr transport) {
 		be := newBackend(t, barrier(3))
-		results := make(chan error, 3)
-		for range 3 {
-			go func() { // waited for below
-				req, _ := http.NewRequest(http.MethodGet, be.URL, nil)
-				res, err := tr.RoundTrip(req)
-				if err == nil {
-					_, err = io.Copy(io.Discard, res.Body)
-					res.Body.Close()
-				}
-				results <- err
-			}()
-		}
-		for range 3 {
-			assert.NoError(t, <-results)
+		for _, err := range getConcurrently(t, tr, be.URL, 3) {
+			assert.NoError(t, err)
 		}
 		assert.Equal(t, int64(0), be.closed.Load())
 		tr.CloseIdleConnections()

@@ -169,6 +169,29 @@ func get(t *testing.T, tr transport, u string) *http.Response {
 	return res
 }
 
+// getConcurrently sends n GETs of u with tr at once, each reading its body
+// to the end and closing it, and returns their errors when all are done, for
+// the test goroutine to check.
+func getConcurrently(t *testing.T, tr transport, u string, n int) []error {
+	t.Helper()
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range errs {
+		req, err := http.NewRequest(http.MethodGet, u, nil)
+		require.NoError(t, err)
+		wg.Go(func() { // waited for below
+			res, err := tr.RoundTrip(req)
+			if err == nil {
+				_, err = io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	return errs
+}
+
 // readAll reads res's body to its end and closes it.
 func readAll(t *testing.T, res *http.Response) string {
 	t.Helper()
