@@ -205,6 +205,33 @@ func ServeConns(t testing.TB, handle func(c net.Conn)) string {
 	return ln.Addr().String()
 }
 
+// DialUpgrade opens a connection to addr (host:port) and upgrades it to
+// protocol, as a WebSocket client would: it sends GET /ws with Connection:
+// Upgrade and Upgrade: protocol, and fails the test unless the answer is
+// 101. It returns the connection and the reader holding what came after
+// the 101's head, to read the upgraded stream from. The test's Cleanup
+// closes the connection; the test may close it before.
+func DialUpgrade(t testing.TB, addr, protocol string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("pooltest: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: "+protocol+"\r\n\r\n"); err != nil {
+		t.Fatalf("pooltest: sending the upgrade: %v", err)
+	}
+	br := bufio.NewReader(conn)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("pooltest: reading the upgrade's answer: %v", err)
+	}
+	if res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("pooltest: the upgrade got %d, want %d", res.StatusCode, http.StatusSwitchingProtocols)
+	}
+	return conn, br
+}
+
 // StatusOf returns the pool's view of the backend at url, failing the test
 // if the pool does not list it.
 func StatusOf(t testing.TB, p *pool.Pool, url string) pool.BackendStatus {
