@@ -97,19 +97,14 @@ func TestAccessLogEntry(t *testing.T) {
 // was written before goes to the old writer, flushed, the rest to the new.
 func TestAccessLogSetOutput(t *testing.T) {
 	var first, second pooltest.SyncBuffer
-	al, err := proxy.NewAccessLog(&first, 0)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- al.Run(ctx) }() // waited for below
+	al, stop := runAccessLog(t, &first)
 
 	f := newFixture(t, proxy.Config{AccessLog: al}, backend(t, echo("a")).URL)
 	f.get(t, "/before")
 	require.Eventually(t, func() bool { return strings.Contains(first.String(), "/before") }, 5*time.Second, time.Millisecond)
-	require.NoError(t, al.SetOutput(ctx, &second))
+	require.NoError(t, al.SetOutput(t.Context(), &second))
 	f.get(t, "/after")
-	cancel()
-	require.NoError(t, <-done)
+	stop()
 	assert.Contains(t, first.String(), `"path":"/before"`)
 	assert.NotContains(t, first.String(), "/after")
 	assert.Contains(t, second.String(), `"path":"/after"`)

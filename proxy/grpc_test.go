@@ -248,11 +248,7 @@ func TestGRPCCancelReachesTheServer(t *testing.T) {
 // still gets its 503 with Retry-After. Both are logged as 503.
 func TestGRPCNoBackendIsUnavailable(t *testing.T) {
 	var log pooltest.SyncBuffer
-	al, err := proxy.NewAccessLog(&log, 0)
-	require.NoError(t, err)
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- al.Run(ctx) }() // waited for below
+	al, stop := runAccessLog(t, &log)
 
 	f := newFixture(t, proxy.Config{AccessLog: al, RetryAfter: 2 * time.Second})
 	fr := newFront(t, f, false)
@@ -279,7 +275,6 @@ func TestGRPCNoBackendIsUnavailable(t *testing.T) {
 	assert.Empty(t, readAll(t, res))
 
 	stop()
-	require.NoError(t, <-done)
 	lines := strings.Split(strings.TrimSpace(log.String()), "\n")
 	require.Len(t, lines, 4)
 	for _, line := range lines {
@@ -378,11 +373,7 @@ func rawGRPC(t *testing.T, fr *front, timeout string, extra http.Header) *http.R
 // would end it at the same moment, and either might be first).
 func TestGRPCDeadlineCutsAStartedCall(t *testing.T) {
 	var log pooltest.SyncBuffer
-	al, err := proxy.NewAccessLog(&log, 0)
-	require.NoError(t, err)
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- al.Run(ctx) }() // waited for below
+	al, stop := runAccessLog(t, &log)
 
 	cancelled := make(chan struct{})
 	be := newH2Backend(t, func(int) refusal { return serve }, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -397,7 +388,7 @@ func TestGRPCDeadlineCutsAStartedCall(t *testing.T) {
 	res := rawGRPC(t, newFront(t, f, false), "200m", nil)
 	assert.Equal(t, http.StatusOK, res.StatusCode)
 	assert.Equal(t, "yes", res.Header.Get("X-Started"), "the backend's headers came")
-	_, err = io.ReadAll(res.Body)
+	_, err := io.ReadAll(res.Body)
 	assert.Error(t, err, "the stream was reset at the deadline")
 	select {
 	case <-cancelled:
@@ -408,7 +399,6 @@ func TestGRPCDeadlineCutsAStartedCall(t *testing.T) {
 	assert.Zero(t, f.status(t, be.url).Truncated)
 
 	stop()
-	require.NoError(t, <-done)
 	var e map[string]any
 	require.NoError(t, json.Unmarshal([]byte(strings.TrimSpace(log.String())), &e))
 	assert.Equal(t, "timeout", e["error"])

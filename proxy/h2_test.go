@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/switchyard-proxy/switchyard/pool"
+	"github.com/switchyard-proxy/switchyard/pool/pooltest"
 	"github.com/switchyard-proxy/switchyard/pool/pooltest/grpctest"
 	"github.com/switchyard-proxy/switchyard/proxy"
 )
@@ -48,43 +49,17 @@ type h2Backend struct {
 
 func newH2Backend(t *testing.T, plan func(n int) refusal, h http.Handler) *h2Backend {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	b := &h2Backend{url: "h2c://" + ln.Addr().String()}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns []net.Conn
-	)
+	b := &h2Backend{}
 	srv := &http2.Server{}
-	wg.Go(func() { // waited for in the cleanup, which closes the listener
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			how := plan(int(b.conns.Add(1) - 1))
-			wg.Go(func() { // waited for in the cleanup, which closes c
-				defer c.Close()
-				if how == serve {
-					srv.ServeConn(c, &http2.ServeConnOpts{Handler: h})
-					return
-				}
-				b.refuse(c, how)
-			})
+	b.url = "h2c://" + pooltest.ServeConns(t, func(c net.Conn) {
+		// n counts connections as their handling starts, which is their
+		// order of arrival whenever the client opens them one after another.
+		how := plan(int(b.conns.Add(1) - 1))
+		if how == serve {
+			srv.ServeConn(c, &http2.ServeConnOpts{Handler: h})
+			return
 		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
+		b.refuse(c, how)
 	})
 	return b
 }

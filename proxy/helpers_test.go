@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -97,6 +98,25 @@ func newFixtureWith(t *testing.T, pcfg pool.Config, cfg proxy.Config, backends .
 		f.proxy.CloseIdleConnections()
 	})
 	return f
+}
+
+// runAccessLog runs an access log writing to w, with the default buffer,
+// until stop, which the test calls to have everything logged so far written
+// before it reads w; the test's Cleanup calls it too, and it checks once
+// that Run returned nil.
+func runAccessLog(t *testing.T, w io.Writer) (al *proxy.AccessLog, stop func()) {
+	t.Helper()
+	al, err := proxy.NewAccessLog(w, 0)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- al.Run(ctx) }() // waited for by stop
+	stop = sync.OnceFunc(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+	t.Cleanup(stop)
+	return al, stop
 }
 
 // get sends a GET through the proxy and returns the status and body.

@@ -3,7 +3,6 @@ package proxy_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -107,22 +106,10 @@ func TestUpgradedConnectionIsProxiedBothWays(t *testing.T) {
 	closed := make(chan struct{})
 	be := backend(t, upgradeEcho(closed))
 	var logged pooltest.SyncBuffer
-	al, err := proxy.NewAccessLog(&logged, 0)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- al.Run(ctx) }() // waited for below
-	defer func() { cancel(); <-ran }()
+	al, _ := runAccessLog(t, &logged) // stopped by the test's Cleanup
 	f := newFixture(t, proxy.Config{RequestTimeout: 100 * time.Millisecond, AccessLog: al}, be.URL)
 
-	conn, err := net.Dial("tcp", f.front.Listener.Addr().String())
-	require.NoError(t, err)
-	defer conn.Close()
-	fmt.Fprint(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
-	rd := bufio.NewReader(conn)
-	res, err := http.ReadResponse(rd, nil)
-	require.NoError(t, err)
-	require.Equal(t, http.StatusSwitchingProtocols, res.StatusCode)
+	conn, rd := pooltest.DialUpgrade(t, f.front.Listener.Addr().String(), "echo")
 
 	fmt.Fprint(conn, "hello\n")
 	line, err := rd.ReadString('\n')

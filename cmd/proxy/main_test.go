@@ -487,16 +487,7 @@ func upgradeEchoBackend(t testing.TB) *httptest.Server {
 // as a WebSocket client would; the test closes it.
 func dialUpgraded(t testing.TB, r *running) (net.Conn, *bufio.Reader) {
 	t.Helper()
-	conn, err := net.Dial("tcp", strings.TrimPrefix(r.proxyURL, "http://"))
-	require.NoError(t, err)
-	t.Cleanup(func() { conn.Close() })
-	_, err = io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
-	require.NoError(t, err)
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
-	require.NoError(t, err)
-	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
-	return conn, br
+	return pooltest.DialUpgrade(t, strings.TrimPrefix(r.proxyURL, "http://"), "echo")
 }
 
 // -version says what was built; -probe answers for /healthz with its exit

@@ -4,7 +4,10 @@
 // share with the test, a GET that reads the whole answer).
 //
 // Goroutines: Start runs the pool's owner loop on a goroutine of its own,
-// which the test's Cleanup stops and waits for.
+// which the test's Cleanup stops and waits for. ServeConns (and RawBackend
+// and NewRecorder, built on it) runs an accept loop and a goroutine per
+// connection, which the test's Cleanup stops by closing the listener and the
+// connections, and waits for.
 package pooltest
 
 import (
@@ -149,7 +152,7 @@ func (w *StuckWriter) String() string { return w.buf.String() }
 // still open, so its wait for the goroutines is bounded whatever serve does.
 func RawBackend(t testing.TB, serve func(c net.Conn, req *http.Request)) string {
 	t.Helper()
-	return serveConns(t, func(c net.Conn) {
+	return "http://" + ServeConns(t, func(c net.Conn) {
 		req, err := http.ReadRequest(bufio.NewReader(c))
 		if err != nil {
 			return
@@ -158,12 +161,13 @@ func RawBackend(t testing.TB, serve func(c net.Conn, req *http.Request)) string 
 	})
 }
 
-// serveConns listens on 127.0.0.1 and runs handle on a goroutine for each
+// ServeConns listens on 127.0.0.1 and runs handle on a goroutine for each
 // connection, closing the connection when handle returns; it returns the
-// URL. The test's Cleanup closes the listener and every connection still
+// listener's address (host:port), for the caller to make the URL of its
+// scheme. The test's Cleanup closes the listener and every connection still
 // open, then waits for the goroutines, so its wait is bounded whatever
-// handle does.
-func serveConns(t testing.TB, handle func(c net.Conn)) string {
+// handle does. handle must not use the connection after it returns.
+func ServeConns(t testing.TB, handle func(c net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -198,7 +202,34 @@ func serveConns(t testing.TB, handle func(c net.Conn)) string {
 			})
 		}
 	})
-	return "http://" + ln.Addr().String()
+	return ln.Addr().String()
+}
+
+// DialUpgrade opens a connection to addr (host:port) and upgrades it to
+// protocol, as a WebSocket client would: it sends GET /ws with Connection:
+// Upgrade and Upgrade: protocol, and fails the test unless the answer is
+// 101. It returns the connection and the reader holding what came after
+// the 101's head, to read the upgraded stream from. The test's Cleanup
+// closes the connection; the test may close it before.
+func DialUpgrade(t testing.TB, addr, protocol string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("pooltest: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: "+protocol+"\r\n\r\n"); err != nil {
+		t.Fatalf("pooltest: sending the upgrade: %v", err)
+	}
+	br := bufio.NewReader(conn)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("pooltest: reading the upgrade's answer: %v", err)
+	}
+	if res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("pooltest: the upgrade got %d, want %d", res.StatusCode, http.StatusSwitchingProtocols)
+	}
+	return conn, br
 }
 
 // StatusOf returns the pool's view of the backend at url, failing the test
@@ -241,7 +272,7 @@ const TagHeader = "X-Test-Tag"
 func NewRecorder(t testing.TB, healthUserAgent string) *Recorder {
 	t.Helper()
 	r := &Recorder{}
-	r.URL = serveConns(t, func(c net.Conn) {
+	r.URL = "http://" + ServeConns(t, func(c net.Conn) {
 		br := bufio.NewReader(c)
 		for {
 			req, err := http.ReadRequest(br)

@@ -1,7 +1,6 @@
 package framing
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/tls"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/switchyard-proxy/switchyard/pool/pooltest"
 	"github.com/switchyard-proxy/switchyard/pool/pooltest/certstest"
 )
 
@@ -43,16 +43,8 @@ func TestHijackedConnPassesEverything(t *testing.T) {
 			assert.NoError(t, err)
 		}
 	})
-	c, err := net.Dial("tcp", fx.addr)
-	require.NoError(t, err)
-	defer c.Close()
+	c, br := pooltest.DialUpgrade(t, fx.addr, "test")
 	require.NoError(t, c.SetDeadline(time.Now().Add(20*time.Second)))
-	_, err = io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n")
-	require.NoError(t, err)
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	require.NoError(t, err)
-	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
 
 	time.Sleep(600 * time.Millisecond) // > SendTimeout and BodyTimeout, with the server's write blocked
 	n, err := io.CopyN(io.Discard, br, bulk)

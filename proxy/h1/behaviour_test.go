@@ -302,7 +302,7 @@ var behaviours = []behaviour{
 			header string
 			conns  int64
 		}{{"", 2}, {"Connection: keep-alive\r\n", 1}} {
-			be := newRawBackend(t, func(_ int64, c net.Conn) {
+			be := newRawBackend(t, func(c net.Conn) {
 				// The socket stays open either way: not reusing it is the
 				// client's decision.
 				readRequests(c, func(_ *http.Request, w *bufio.Writer) bool {
@@ -344,20 +344,8 @@ var behaviours = []behaviour{
 
 	{"at most MaxIdleConnsPerHost idle connections", config{maxIdle: 2}, func(t *testing.T, tr transport) {
 		be := newBackend(t, barrier(4))
-		results := make(chan error, 4)
-		for range 4 {
-			go func() { // waited for below
-				req, _ := http.NewRequest(http.MethodGet, be.URL, nil)
-				res, err := tr.RoundTrip(req)
-				if err == nil {
-					_, err = io.Copy(io.Discard, res.Body)
-					res.Body.Close()
-				}
-				results <- err
-			}()
-		}
-		for range 4 {
-			assert.NoError(t, <-results)
+		for _, err := range getConcurrently(t, tr, be.URL, 4) {
+			assert.NoError(t, err)
 		}
 		be.waitClosed(t, 2)
 		for range 2 {
@@ -369,20 +357,8 @@ var behaviours = []behaviour{
 
 	{"CloseIdleConnections closes them all", config{}, func(t *testing.T, tr transport) {
 		be := newBackend(t, barrier(3))
-		results := make(chan error, 3)
-		for range 3 {
-			go func() { // waited for below
-				req, _ := http.NewRequest(http.MethodGet, be.URL, nil)
-				res, err := tr.RoundTrip(req)
-				if err == nil {
-					_, err = io.Copy(io.Discard, res.Body)
-					res.Body.Close()
-				}
-				results <- err
-			}()
-		}
-		for range 3 {
-			assert.NoError(t, <-results)
+		for _, err := range getConcurrently(t, tr, be.URL, 3) {
+			assert.NoError(t, err)
 		}
 		assert.Equal(t, int64(0), be.closed.Load())
 		tr.CloseIdleConnections()
@@ -424,7 +400,7 @@ var behaviours = []behaviour{
 		// a keep-alive timeout with a request. Safe requests are sent
 		// again on a new connection; others fail, as the backend may have
 		// acted on them.
-		be := newRawBackend(t, func(_ int64, c net.Conn) {
+		be := newRawBackend(t, func(c net.Conn) {
 			n := 0
 			readRequests(c, func(r *http.Request, w *bufio.Writer) bool {
 				n++
@@ -459,7 +435,7 @@ var behaviours = []behaviour{
 			}
 		}
 		// A new connection dropped is not tried again.
-		fresh := newRawBackend(t, func(_ int64, c net.Conn) {
+		fresh := newRawBackend(t, func(c net.Conn) {
 			readRequests(c, func(*http.Request, *bufio.Writer) bool { return false })
 		})
 		req, err := http.NewRequest(http.MethodGet, fresh.URL(), nil)
@@ -581,7 +557,7 @@ var behaviours = []behaviour{
 			"HTTP/1.1 200 OK\r\nContent-Length: -3\r\n\r\n",
 			"HTTP/1.1 2",
 		} {
-			be := newRawBackend(t, func(_ int64, c net.Conn) {
+			be := newRawBackend(t, func(c net.Conn) {
 				readRequests(c, func(_ *http.Request, w *bufio.Writer) bool {
 					io.WriteString(w, answer)
 					w.Flush()

@@ -19,6 +19,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/switchyard-proxy/switchyard/pool/pooltest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -120,48 +122,25 @@ func (b *backend) waitClosed(t *testing.T, n int64) {
 		"the backend saw %d of %d connections close", b.closed.Load(), n)
 }
 
-// rawBackend serves each accepted connection with serve, on a goroutine
-// that the cleanup waits for after closing the listener and the
-// connections.
+// rawBackend serves each accepted connection with serve, on a goroutine of
+// pooltest.ServeConns, which closes the connection when serve returns and
+// whose cleanup closes the listener and the connections, then waits.
 type rawBackend struct {
-	ln       net.Listener
-	accepted atomic.Int64
-	mu       sync.Mutex
-	conns    []net.Conn
+	url      string
+	accepted atomic.Int64 // connections whose serving has started
 }
 
-func newRawBackend(t *testing.T, serve func(n int64, c net.Conn)) *rawBackend {
+func newRawBackend(t *testing.T, serve func(c net.Conn)) *rawBackend {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	rb := &rawBackend{ln: ln}
-	var wg sync.WaitGroup
-	wg.Go(func() { // waited for by the cleanup
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			n := rb.accepted.Add(1)
-			rb.mu.Lock()
-			rb.conns = append(rb.conns, c)
-			rb.mu.Unlock()
-			wg.Go(func() { serve(n, c) }) // waited for by the cleanup
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		rb.mu.Lock()
-		for _, c := range rb.conns {
-			c.Close()
-		}
-		rb.mu.Unlock()
-		wg.Wait()
+	rb := &rawBackend{}
+	rb.url = "http://" + pooltest.ServeConns(t, func(c net.Conn) {
+		rb.accepted.Add(1)
+		serve(c)
 	})
 	return rb
 }
 
-func (rb *rawBackend) URL() string { return "http://" + rb.ln.Addr().String() }
+func (rb *rawBackend) URL() string { return rb.url }
 
 // readRequests reads requests from c as a server would, calling answer for
 // each, until c fails or answer returns false.
@@ -188,6 +167,29 @@ func get(t *testing.T, tr transport, u string) *http.Response {
 	res, err := tr.RoundTrip(req)
 	require.NoError(t, err)
 	return res
+}
+
+// getConcurrently sends n GETs of u with tr at once, each reading its body
+// to the end and closing it, and returns their errors when all are done, for
+// the test goroutine to check.
+func getConcurrently(t *testing.T, tr transport, u string, n int) []error {
+	t.Helper()
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range errs {
+		req, err := http.NewRequest(http.MethodGet, u, nil)
+		require.NoError(t, err)
+		wg.Go(func() { // waited for below
+			res, err := tr.RoundTrip(req)
+			if err == nil {
+				_, err = io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	return errs
 }
 
 // readAll reads res's body to its end and closes it.

@@ -1,12 +1,10 @@
 package h1
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
@@ -16,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/switchyard-proxy/switchyard/pool/pooltest"
 )
 
 // The Transport as it is used: under httputil.ReverseProxy with Rewrite,
@@ -106,14 +106,7 @@ func TestUnderReverseProxy(t *testing.T) {
 		{"upgrade, echoed both ways", func(t *testing.T, tr transport) {
 			be := newBackend(t, upgradeEcho)
 			fr := front(t, tr, be.URL)
-			conn, err := net.Dial("tcp", fr.Listener.Addr().String())
-			require.NoError(t, err)
-			defer conn.Close()
-			fmt.Fprint(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
-			br := bufio.NewReader(conn)
-			res, err := http.ReadResponse(br, nil)
-			require.NoError(t, err)
-			require.Equal(t, http.StatusSwitchingProtocols, res.StatusCode)
+			conn, br := pooltest.DialUpgrade(t, fr.Listener.Addr().String(), "echo")
 			line, err := br.ReadString('\n')
 			require.NoError(t, err)
 			assert.Equal(t, "hello\n", line)

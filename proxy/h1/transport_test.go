@@ -153,7 +153,7 @@ func TestLivenessCheck(t *testing.T) {
 // Transport adds nothing and drops nothing.
 func TestRequestAsWriteWritesIt(t *testing.T) {
 	got := make(chan string, 1)
-	be := newRawBackend(t, func(_ int64, c net.Conn) {
+	be := newRawBackend(t, func(c net.Conn) {
 		defer c.Close()
 		br := bufio.NewReader(c)
 		var sb strings.Builder
