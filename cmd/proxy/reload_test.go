@@ -191,33 +191,44 @@ func TestBadReloadChangesNothing(t *testing.T) {
 
 // SIGHUP reopens the access log file, so that logrotate can move it away
 // without copytruncate: lines after the signal go to a new file of the
-// same name.
+// same name. It does so even when the reload it also runs is refused:
+// logrotate does not check the config file first.
 func TestSIGHUPReopensTheAccessLog(t *testing.T) {
-	a := namedBackend(t, "a")
-	cfg := testConfig(t, a.URL)
-	logPath := filepath.Join(t.TempDir(), "access.log")
-	cfg["access_log"] = logPath
-	r := start(t, cfg)
-	client := newClient(t)
-	get(t, client, r.proxyURL+"/before")
-	require.Eventually(t, func() bool {
-		data, _ := os.ReadFile(logPath)
-		return bytes.Contains(data, []byte("/before"))
-	}, 5*time.Second, 5*time.Millisecond)
-	rotated := logPath + ".1"
-	require.NoError(t, os.Rename(logPath, rotated))
-	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
-	require.Eventually(t, func() bool { return strings.Contains(r.stderr.String(), "access log reopened") },
-		5*time.Second, 5*time.Millisecond)
-	get(t, client, r.proxyURL+"/after")
-	assert.Equal(t, exitOK, r.stop(t))
-	old, err := os.ReadFile(rotated)
-	require.NoError(t, err)
-	fresh, err := os.ReadFile(logPath)
-	require.NoError(t, err)
-	assert.Contains(t, string(old), "/before")
-	assert.NotContains(t, string(old), "/after")
-	assert.Contains(t, string(fresh), "/after")
+	for _, refused := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reload refused=%v", refused), func(t *testing.T) {
+			a := namedBackend(t, "a")
+			cfg := testConfig(t, a.URL)
+			logPath := filepath.Join(t.TempDir(), "access.log")
+			cfg["access_log"] = logPath
+			r := start(t, cfg)
+			client := newClient(t)
+			get(t, client, r.proxyURL+"/before")
+			require.Eventually(t, func() bool {
+				data, _ := os.ReadFile(logPath)
+				return bytes.Contains(data, []byte("/before"))
+			}, 5*time.Second, 5*time.Millisecond)
+			if refused {
+				require.NoError(t, os.WriteFile(r.configPath, []byte(`{"port": "not a number"}`), 0o600))
+			}
+			rotated := logPath + ".1"
+			require.NoError(t, os.Rename(logPath, rotated))
+			require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
+			require.Eventually(t, func() bool { return strings.Contains(r.stderr.String(), "access log reopened") },
+				5*time.Second, 5*time.Millisecond)
+			if refused {
+				assert.Contains(t, r.stderr.String(), "reload refused")
+			}
+			get(t, client, r.proxyURL+"/after")
+			assert.Equal(t, exitOK, r.stop(t))
+			old, err := os.ReadFile(rotated)
+			require.NoError(t, err)
+			fresh, err := os.ReadFile(logPath)
+			require.NoError(t, err)
+			assert.Contains(t, string(old), "/before")
+			assert.NotContains(t, string(old), "/after")
+			assert.Contains(t, string(fresh), "/after")
+		})
+	}
 }
 
 // -check checks the file as start-up does and binds nothing.
@@ -429,26 +440,4 @@ func TestRefusedAdminChangeLeavesTheStateFile(t *testing.T) {
 	r = start(t, cfg)
 	assert.Len(t, poolStatus(t, client, r).Backends, 2)
 	assert.Equal(t, exitOK, r.stop(t))
-}
-
-// SIGHUP reopens the access log even when the reload it also runs is
-// refused: logrotate does not check the config file first.
-func TestSIGHUPReopensTheAccessLogWhenTheReloadFails(t *testing.T) {
-	a := namedBackend(t, "a")
-	cfg := testConfig(t, a.URL)
-	logPath := filepath.Join(t.TempDir(), "access.log")
-	cfg["access_log"] = logPath
-	r := start(t, cfg)
-	client := newClient(t)
-	require.NoError(t, os.WriteFile(r.configPath, []byte(`{"port": "not a number"}`), 0o600))
-	require.NoError(t, os.Rename(logPath, logPath+".1"))
-	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
-	require.Eventually(t, func() bool { return strings.Contains(r.stderr.String(), "access log reopened") },
-		5*time.Second, 5*time.Millisecond)
-	assert.Contains(t, r.stderr.String(), "reload refused")
-	get(t, client, r.proxyURL+"/after")
-	assert.Equal(t, exitOK, r.stop(t))
-	fresh, err := os.ReadFile(logPath)
-	require.NoError(t, err)
-	assert.Contains(t, string(fresh), "/after")
 }
